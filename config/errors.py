@@ -1,0 +1,81 @@
+"""One error format for the whole service.
+
+Services raise :class:`DomainError` subclasses; the DRF exception handler and the plain-Django
+helper below turn them, and DRF's own exceptions, into ``{"code": ..., "detail": ...}`` with the
+right status. ``code`` is stable and machine-readable; ``detail`` is for people.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.http import JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_default_handler
+
+
+class DomainError(Exception):
+    """Base of every error a service raises on purpose."""
+
+    status: ClassVar[int] = 400
+    default_code: ClassVar[str] = "invalid"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code or self.default_code
+
+
+class InvalidInput(DomainError):
+    status = 400
+    default_code = "invalid"
+
+
+class Unauthenticated(DomainError):
+    status = 401
+    default_code = "unauthenticated"
+
+
+class Forbidden(DomainError):
+    status = 403
+    default_code = "forbidden"
+
+
+class NotFound(DomainError):
+    status = 404
+    default_code = "not_found"
+
+
+class Conflict(DomainError):
+    status = 409
+    default_code = "conflict"
+
+
+class Unavailable(DomainError):
+    status = 503
+    default_code = "unavailable"
+
+
+def error_body(code: str, detail: str) -> dict[str, str]:
+    return {"code": code, "detail": detail}
+
+
+def error_json(exc: DomainError) -> JsonResponse:
+    """The plain-Django twin of the DRF handler, for views outside DRF (webhooks, health)."""
+    return JsonResponse(error_body(exc.code, exc.detail), status=exc.status)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.detail), status=exc.status)
+    response = drf_default_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, drf_exceptions.ValidationError):
+        response.data = {"code": "invalid", "detail": "Invalid input.", "errors": exc.detail}
+    elif isinstance(exc, drf_exceptions.APIException):
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else exc.default_code
+        response.data = error_body(str(code), str(exc.detail))
+    return response

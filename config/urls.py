@@ -1,0 +1,22 @@
+"""URL map: UI pages, admin, health, webhooks."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from config.health import healthz
+from registry.views import mlflow_webhook
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="registry:model-list"), name="home"),
+    path("healthz", healthz, name="healthz"),
+    path("webhooks/mlflow", mlflow_webhook, name="mlflow-webhook"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("models/", include("registry.urls")),
+    path("governance/", include("compliance.urls")),
+]

@@ -1,0 +1,1 @@
+"""What is proven: artifacts by digest, attestations, keys and the transparency log."""

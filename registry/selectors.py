@@ -1,0 +1,79 @@
+"""Reads of the registry app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from registry.choices import SyncStatus, VersionStatus
+from registry.models import (
+    AliasHistory,
+    ModelAlias,
+    ModelVersion,
+    RegisteredModel,
+    RunInput,
+    SyncRun,
+)
+
+
+def model_list() -> QuerySet[RegisteredModel]:
+    """The inventory: every registered model with its live version count and aliases."""
+    return (
+        RegisteredModel.objects.annotate(
+            live_versions=Count("versions", filter=~Q(versions__status=VersionStatus.DELETED))
+        )
+        .prefetch_related(
+            Prefetch("aliases", queryset=ModelAlias.objects.select_related("version"))
+        )
+        .order_by("name")
+    )
+
+
+def model_get(*, name: str) -> RegisteredModel | None:
+    return model_list().filter(name=name).first()
+
+
+def model_versions(*, registered_model: RegisteredModel) -> QuerySet[ModelVersion]:
+    return (
+        ModelVersion.objects.filter(registered_model=registered_model)
+        .select_related("run")
+        .prefetch_related("aliases")
+        .order_by("-version")
+    )
+
+
+def alias_history(*, registered_model: RegisteredModel, limit: int = 50) -> QuerySet[AliasHistory]:
+    return (
+        AliasHistory.objects.filter(registered_model=registered_model)
+        .select_related("from_version", "to_version")
+        .order_by("-changed_at", "-id")[:limit]
+    )
+
+
+def version_get(*, name: str, version: int) -> ModelVersion | None:
+    return (
+        ModelVersion.objects.select_related("registered_model", "run")
+        .prefetch_related(
+            "aliases",
+            Prefetch("run__inputs", queryset=RunInput.objects.select_related("dataset")),
+        )
+        .filter(registered_model__name=name, version=version)
+        .first()
+    )
+
+
+def last_sync_summary() -> dict[str, Any]:
+    """When sync last succeeded and, if the latest attempt failed, why."""
+    latest = SyncRun.objects.order_by("-started_at", "-id").first()
+    succeeded = (
+        SyncRun.objects.filter(status=SyncStatus.SUCCEEDED).order_by("-started_at", "-id").first()
+    )
+    summary: dict[str, Any] = {
+        "last_success_at": succeeded.finished_at.isoformat()
+        if succeeded and succeeded.finished_at
+        else None,
+    }
+    if latest is not None and latest.status == SyncStatus.FAILED:
+        summary["last_error"] = latest.error[:300]
+    return summary

@@ -1,0 +1,471 @@
+"""Writes of the registry app: mirroring MLflow, and receiving MLflow's webhooks.
+
+Sync reads everything it needs from MLflow first and only then writes, in one transaction, so
+an MLflow failure half-way leaves nothing half-written. Writing compares with what is stored and
+touches only rows that differ: a second sync of an unchanged MLflow changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from django.db import IntegrityError, connection, models, transaction
+from django.utils import timezone
+
+from registry import mlflow_gateway as gateway
+from registry.choices import (
+    AliasChangeSource,
+    SyncStatus,
+    SyncTrigger,
+    VersionStatus,
+    WebhookOutcome,
+)
+from registry.models import (
+    AliasHistory,
+    Dataset,
+    ModelAlias,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+    RunInput,
+    SyncRun,
+    WebhookDelivery,
+)
+from registry.webhooks import WebhookRefused, verify_delivery
+
+logger = logging.getLogger(__name__)
+M = TypeVar("M", bound=models.Model)
+K = TypeVar("K", bound=Hashable)
+SYNC_RUN_RETENTION = timedelta(days=30)
+_SYNC_LOCK_KEY = 0x5EC_3105  # arbitrary constant naming the sync lock on PostgreSQL
+
+_ALIAS_SOURCE = {
+    SyncTrigger.SCHEDULE: AliasChangeSource.RECONCILE,
+    SyncTrigger.WEBHOOK: AliasChangeSource.WEBHOOK,
+    SyncTrigger.MANUAL: AliasChangeSource.MANUAL,
+}
+
+
+@dataclass
+class SyncReport:
+    """What one sync changed, counted per kind (``versions_created``, ``aliases_moved``…)."""
+
+    scope: str
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def changed(self) -> int:
+        return sum(self.counts.values())
+
+
+def mlflow_sync(
+    *,
+    trigger: SyncTrigger,
+    model_name: str | None = None,
+    on_progress: gateway.ProgressCallback | None = None,
+) -> SyncReport:
+    """Mirror MLflow (all of it, or one registered model) into the registry.
+
+    Raises MlflowUnavailable when MLflow cannot be read; the SyncRun row records the failure.
+    """
+    sync_run = SyncRun.objects.create(
+        trigger=trigger, scope=model_name or "", started_at=timezone.now()
+    )
+    try:
+        snapshot = gateway.fetch_snapshot(model_name=model_name, on_progress=on_progress)
+        report = _apply_snapshot(snapshot, model_name=model_name, trigger=trigger)
+    except Exception as exc:
+        sync_run.status = SyncStatus.FAILED
+        sync_run.error = str(exc)[:2000]
+        sync_run.finished_at = timezone.now()
+        sync_run.save(update_fields=["status", "error", "finished_at"])
+        raise
+    sync_run.status = SyncStatus.SUCCEEDED
+    sync_run.changes = dict(report.counts)
+    sync_run.finished_at = timezone.now()
+    sync_run.save(update_fields=["status", "changes", "finished_at"])
+    SyncRun.objects.filter(started_at__lt=timezone.now() - SYNC_RUN_RETENTION).delete()
+    return report
+
+
+def _lock_sync() -> None:
+    """Serialise syncs: the beat's reconcile and a webhook's targeted sync may overlap.
+
+    On SQLite the IMMEDIATE transaction already holds the database's write lock.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SYNC_LOCK_KEY])
+
+
+@transaction.atomic
+def _apply_snapshot(
+    snapshot: gateway.RegistrySnapshot, *, model_name: str | None, trigger: SyncTrigger
+) -> SyncReport:
+    _lock_sync()
+    now = timezone.now()
+    report = SyncReport(scope=model_name or "")
+    counts = report.counts
+    model_rows = _sync_models(snapshot, model_name=model_name, now=now, counts=counts)
+    run_rows = _sync_runs(snapshot, counts=counts)
+    version_rows = _sync_versions(
+        snapshot, model_rows, run_rows, model_name=model_name, now=now, counts=counts
+    )
+    _sync_aliases(
+        snapshot,
+        model_rows,
+        version_rows,
+        source=_ALIAS_SOURCE[trigger],
+        now=now,
+        counts=counts,
+    )
+    return report
+
+
+def _sync_rows(
+    model_cls: type[M],
+    existing: dict[K, M],
+    desired: dict[K, dict[str, Any]],
+    build: Callable[[K, dict[str, Any]], M],
+    *,
+    counts: Counter[str],
+    label: str,
+) -> dict[K, M]:
+    """Create the missing rows and update only the fields that differ; returns key → row."""
+    to_create: dict[K, M] = {}
+    to_update: list[M] = []
+    changed_fields: set[str] = set()
+    for key, values in desired.items():
+        row = existing.get(key)
+        if row is None:
+            to_create[key] = build(key, values)
+            continue
+        changed = [name for name, value in values.items() if getattr(row, name) != value]
+        if changed:
+            for name in changed:
+                setattr(row, name, values[name])
+            to_update.append(row)
+            changed_fields.update(changed)
+    model_cls._default_manager.bulk_create(to_create.values(), batch_size=500)
+    if to_update:
+        model_cls._default_manager.bulk_update(to_update, sorted(changed_fields), batch_size=500)
+    counts[f"{label}_created"] += len(to_create)
+    counts[f"{label}_updated"] += len(to_update)
+    return {**existing, **to_create}
+
+
+def _sync_models(
+    snapshot: gateway.RegistrySnapshot,
+    *,
+    model_name: str | None,
+    now: datetime,
+    counts: Counter[str],
+) -> dict[str, RegisteredModel]:
+    scope = RegisteredModel.objects.all()
+    if model_name:
+        scope = scope.filter(name=model_name)
+    existing = {row.name: row for row in scope}
+    desired = {
+        info.name: {
+            "description": info.description,
+            "tags": info.tags,
+            "mlflow_created_at": info.created_at,
+            "mlflow_updated_at": info.updated_at,
+            "deleted_at": None,
+        }
+        for info in snapshot.models
+    }
+    rows = _sync_rows(
+        RegisteredModel,
+        existing,
+        desired,
+        lambda name, values: RegisteredModel(name=name, **values),
+        counts=counts,
+        label="models",
+    )
+    gone = [row.pk for name, row in existing.items() if name not in desired and not row.deleted_at]
+    if gone:
+        counts["models_deleted"] += RegisteredModel.objects.filter(pk__in=gone).update(
+            deleted_at=now
+        )
+    return rows
+
+
+def _parse_json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _sync_runs(snapshot: gateway.RegistrySnapshot, *, counts: Counter[str]) -> dict[str, Run]:
+    existing: dict[str, Run] = {}
+    run_ids = list(snapshot.runs)
+    for start in range(0, len(run_ids), 500):
+        batch = run_ids[start : start + 500]
+        existing.update((row.run_id, row) for row in Run.objects.filter(run_id__in=batch))
+    desired = {
+        run.run_id: {
+            "experiment_id": run.experiment_id,
+            "run_name": run.run_name,
+            "user": run.user,
+            "status": run.status,
+            "lifecycle_stage": run.lifecycle_stage,
+            "start_time": run.start_time,
+            "end_time": run.end_time,
+            "artifact_uri": run.artifact_uri,
+            "params": run.params,
+            "metrics": run.metrics,
+            "tags": run.tags,
+        }
+        for run in snapshot.runs.values()
+    }
+    rows = _sync_rows(
+        Run,
+        existing,
+        desired,
+        lambda rid, values: Run(run_id=rid, **values),
+        counts=counts,
+        label="runs",
+    )
+    _sync_datasets(snapshot.runs.values(), rows, counts=counts)
+    return rows
+
+
+def _sync_datasets(
+    runs: Iterable[gateway.MlflowRun], run_rows: dict[str, Run], *, counts: Counter[str]
+) -> None:
+    desired: dict[tuple[str, str], dict[str, Any]] = {}
+    wanted_inputs: dict[tuple[int, tuple[str, str]], str] = {}
+    for run in runs:
+        for item in run.inputs:
+            key = (item.name, item.digest)
+            desired[key] = {
+                "source_type": item.source_type,
+                "source": item.source,
+                "schema": _parse_json(item.schema),
+                "profile": _parse_json(item.profile),
+            }
+            wanted_inputs[(run_rows[run.run_id].pk, key)] = item.context
+    if not desired:
+        return
+    names = {name for name, _ in desired}
+    existing = {
+        (row.name, row.digest): row
+        for row in Dataset.objects.filter(name__in=names)
+        if (row.name, row.digest) in desired
+    }
+    dataset_rows = _sync_rows(
+        Dataset,
+        existing,
+        desired,
+        lambda key, values: Dataset(name=key[0], digest=key[1], **values),
+        counts=counts,
+        label="datasets",
+    )
+    run_pks = {run_pk for run_pk, _ in wanted_inputs}
+    present = set(RunInput.objects.filter(run_id__in=run_pks).values_list("run_id", "dataset_id"))
+    new_inputs = [
+        RunInput(run_id=run_pk, dataset=dataset_rows[key], context=context)
+        for (run_pk, key), context in wanted_inputs.items()
+        if (run_pk, dataset_rows[key].pk) not in present
+    ]
+    RunInput.objects.bulk_create(new_inputs, batch_size=500)
+    counts["run_inputs_created"] += len(new_inputs)
+
+
+def _sync_versions(
+    snapshot: gateway.RegistrySnapshot,
+    model_rows: dict[str, RegisteredModel],
+    run_rows: dict[str, Run],
+    *,
+    model_name: str | None,
+    now: datetime,
+    counts: Counter[str],
+) -> dict[tuple[str, int], ModelVersion]:
+    scope = ModelVersion.objects.select_related("registered_model")
+    if model_name:
+        scope = scope.filter(registered_model__name=model_name)
+    existing = {(row.registered_model.name, row.version): row for row in scope}
+    desired = {
+        (info.name, info.version): {
+            "source": info.source,
+            "run": run_rows.get(info.run_id),
+            "mlflow_run_id": info.run_id,
+            "logged_model_id": info.logged_model_id,
+            "mlflow_status": info.status,
+            "status": VersionStatus.REGISTERED,
+            "user_id": info.user_id,
+            "description": info.description,
+            "tags": info.tags,
+            "mlflow_created_at": info.created_at,
+            "mlflow_updated_at": info.updated_at,
+            "deleted_at": None,
+        }
+        for info in snapshot.versions
+        if info.name in model_rows
+    }
+    rows = _sync_rows(
+        ModelVersion,
+        existing,
+        desired,
+        lambda key, values: ModelVersion(
+            registered_model=model_rows[key[0]], version=key[1], **values
+        ),
+        counts=counts,
+        label="versions",
+    )
+    gone = [
+        row.pk
+        for key, row in existing.items()
+        if key not in desired and row.status != VersionStatus.DELETED
+    ]
+    if gone:
+        counts["versions_deleted"] += ModelVersion.objects.filter(pk__in=gone).update(
+            status=VersionStatus.DELETED, deleted_at=now
+        )
+    return rows
+
+
+def _sync_aliases(
+    snapshot: gateway.RegistrySnapshot,
+    model_rows: dict[str, RegisteredModel],
+    version_rows: dict[tuple[str, int], ModelVersion],
+    *,
+    source: AliasChangeSource,
+    now: datetime,
+    counts: Counter[str],
+) -> None:
+    scoped_models = [model_rows[info.name] for info in snapshot.models] + [
+        row for name, row in model_rows.items() if row.deleted_at
+    ]
+    current = {
+        (row.registered_model_id, row.alias): row
+        for row in ModelAlias.objects.filter(registered_model__in=scoped_models)
+    }
+    wanted: dict[tuple[int, str], ModelVersion] = {}
+    for info in snapshot.models:
+        model_row = model_rows[info.name]
+        for alias, number in info.aliases.items():
+            version_row = version_rows.get((info.name, number))
+            if version_row is None:
+                # Registered after the versions were read; the next sync mirrors it.
+                logger.warning("alias %s@%s points at unseen version %s", info.name, alias, number)
+                continue
+            wanted[(model_row.pk, alias)] = version_row
+    history: list[AliasHistory] = []
+    for key, version_row in wanted.items():
+        row = current.get(key)
+        if row is not None and row.version_id == version_row.pk:
+            continue
+        history.append(
+            AliasHistory(
+                registered_model_id=key[0],
+                alias=key[1],
+                from_version_id=row.version_id if row else None,
+                to_version=version_row,
+                changed_at=now,
+                source=source,
+            )
+        )
+        if row is None:
+            ModelAlias.objects.create(
+                registered_model_id=key[0], alias=key[1], version=version_row, updated_at=now
+            )
+        else:
+            row.version = version_row
+            row.updated_at = now
+            row.save(update_fields=["version", "updated_at"])
+    for key, row in current.items():
+        if key not in wanted:
+            history.append(
+                AliasHistory(
+                    registered_model_id=key[0],
+                    alias=key[1],
+                    from_version_id=row.version_id,
+                    to_version=None,
+                    changed_at=now,
+                    source=source,
+                )
+            )
+            row.delete()
+    AliasHistory.objects.bulk_create(history)
+    counts["aliases_moved"] += len(history)
+
+
+# --- webhooks -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AcceptedDelivery:
+    delivery_id: str
+    event: str
+    model_name: str | None
+
+
+def webhook_delivery_receive(
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    secret: str,
+    tolerance_seconds: int,
+    remote_addr: str | None,
+) -> AcceptedDelivery:
+    """Verify an MLflow webhook delivery, record it, and queue a sync of the model it names.
+
+    Every delivery, accepted or refused, leaves a WebhookDelivery row. Raises WebhookRefused.
+    """
+    received_at = timezone.now()
+    delivery_id = headers.get("X-MLflow-Delivery-Id", "")[:64]
+    try:
+        payload = verify_delivery(
+            body=body,
+            headers=headers,
+            secret=secret,
+            now=received_at,
+            tolerance_seconds=tolerance_seconds,
+        )
+        event = f"{payload.get('entity', '')}.{payload.get('action', '')}"[:64]
+        with transaction.atomic():
+            WebhookDelivery.objects.create(
+                delivery_id=delivery_id,
+                event=event,
+                outcome=WebhookOutcome.ACCEPTED,
+                remote_addr=remote_addr,
+                received_at=received_at,
+            )
+    except IntegrityError:
+        refusal = WebhookRefused("delivery already received", code="webhook_replayed", status=409)
+        _record_refusal(delivery_id, refusal, remote_addr, received_at)
+        raise refusal from None
+    except WebhookRefused as refusal:
+        _record_refusal(delivery_id, refusal, remote_addr, received_at)
+        raise
+    data = payload.get("data")
+    named = data.get("name") if isinstance(data, dict) else None
+    name = named if isinstance(named, str) else None
+    from registry import tasks  # noqa: PLC0415  (tasks import services: no import cycle)
+
+    transaction.on_commit(lambda: tasks.mlflow_sync_model.delay(name, SyncTrigger.WEBHOOK))
+    return AcceptedDelivery(delivery_id=delivery_id, event=event, model_name=name)
+
+
+def _record_refusal(
+    delivery_id: str, refusal: WebhookRefused, remote_addr: str | None, received_at: datetime
+) -> None:
+    WebhookDelivery.objects.create(
+        delivery_id=delivery_id,
+        outcome=WebhookOutcome.REFUSED,
+        reason=refusal.detail[:256],
+        remote_addr=remote_addr,
+        received_at=received_at,
+    )
+    logger.warning("webhook delivery refused: %s (%s)", refusal.code, refusal.detail)

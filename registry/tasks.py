@@ -1,0 +1,35 @@
+"""Celery tasks of the registry app: thin wrappers that call one service each."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from registry import services
+from registry.choices import SyncTrigger
+from registry.mlflow_gateway import MlflowUnavailable
+
+# MLflow being down is expected now and then: back off (5 s, 10 s, … capped at 5 min) and retry.
+
+
+@shared_task(
+    autoretry_for=(MlflowUnavailable,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+)
+def mlflow_reconcile() -> dict[str, int]:
+    """The periodic full reconcile (celery beat): catches whatever webhooks missed."""
+    return dict(services.mlflow_sync(trigger=SyncTrigger.SCHEDULE).counts)
+
+
+@shared_task(
+    autoretry_for=(MlflowUnavailable,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+)
+def mlflow_sync_model(model_name: str | None, trigger: str = SyncTrigger.WEBHOOK) -> dict[str, int]:
+    """Sync one registered model (all of MLflow when the name is unknown)."""
+    return dict(services.mlflow_sync(trigger=SyncTrigger(trigger), model_name=model_name).counts)

@@ -1,0 +1,65 @@
+"""Server-rendered pages of the registry, and the MLflow webhook receiver."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from config.errors import error_json
+from registry import selectors, services
+from registry.webhooks import WebhookRefused
+
+MAX_WEBHOOK_BODY = 1024 * 1024
+
+
+@login_required
+@require_GET
+def model_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "registry/model_list.html", {"models": selectors.model_list()})
+
+
+@login_required
+@require_GET
+def model_detail(request: HttpRequest, name: str) -> HttpResponse:
+    model = selectors.model_get(name=name)
+    if model is None:
+        raise Http404("No such registered model")
+    context = {
+        "model": model,
+        "versions": selectors.model_versions(registered_model=model),
+        "alias_history": selectors.alias_history(registered_model=model),
+    }
+    return render(request, "registry/model_detail.html", context)
+
+
+@login_required
+@require_GET
+def version_detail(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    model_version = selectors.version_get(name=name, version=version)
+    if model_version is None:
+        raise Http404("No such model version")
+    return render(request, "registry/version_detail.html", {"mv": model_version})
+
+
+@csrf_exempt  # authenticated by its HMAC signature, not a session
+@require_POST
+def mlflow_webhook(request: HttpRequest) -> HttpResponse:
+    if int(request.headers.get("Content-Length") or 0) > MAX_WEBHOOK_BODY:
+        return error_json(
+            WebhookRefused("the body is too large", code="webhook_too_large", status=413)
+        )
+    try:
+        accepted = services.webhook_delivery_receive(
+            body=request.body,
+            headers=request.headers,
+            secret=settings.MLFLOW_WEBHOOK_SECRET,
+            tolerance_seconds=settings.MLFLOW_WEBHOOK_TOLERANCE,
+            remote_addr=request.META.get("REMOTE_ADDR"),
+        )
+    except WebhookRefused as refusal:
+        return error_json(refusal)
+    return JsonResponse({"status": "accepted", "delivery_id": accepted.delivery_id}, status=202)
