@@ -59,7 +59,7 @@ def start_mlflow_server(root: Path, port: int) -> subprocess.Popen[bytes]:
             str(port),
             "--workers",
             "1",
-        ],  # fmt: skip
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -93,7 +93,7 @@ def start_celery_worker(env: dict[str, str], queue: str, log_path: Path) -> subp
             "--without-mingle",
             "--hostname",
             f"{queue}@%h",
-        ],  # fmt: skip
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
