@@ -26,7 +26,7 @@ def _check_database() -> None:
 
 
 def _check_broker() -> None:
-    with celery_app.connection_for_write() as conn:
+    with celery_app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(
             max_retries=1, interval_start=0, timeout=settings.HEALTH_CHECK_TIMEOUT
         )

@@ -41,13 +41,9 @@ def test_mlflow_down_is_503_with_the_reason(client: Client, mlflow_down: str) ->
 def test_broker_down_is_503(
     client: Client, mlflow_store: MlflowStore, settings: Any, unused_port: int
 ) -> None:
-    from config.celery import app
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{unused_port}/0"
 
-    app.conf.update(broker_url=f"redis://127.0.0.1:{unused_port}/0")
-    try:
-        response = client.get("/healthz")
-    finally:
-        app.conf.update(broker_url=settings.CELERY_BROKER_URL)
+    response = client.get("/healthz")
 
     assert response.status_code == 503
     assert response.json()["checks"]["broker"]["status"] == "error"

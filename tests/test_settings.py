@@ -1,0 +1,95 @@
+"""Configuration from the environment: production mode refuses to start on a missing or
+malformed variable and names it; embedded mode needs nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+GOOD = {
+    "DEBUG": "false",
+    "SECRET_KEY": "k" * 20 + "-production-secret-" + "q" * 30,
+    "ALLOWED_HOSTS": "registry.example.org",
+    "DATABASE_URL": "postgres://registry@db.internal:5432/registry",
+    "CELERY_BROKER_URL": "redis://broker.internal:6379/0",
+    "MLFLOW_TRACKING_URI": "https://mlflow.internal",
+}
+
+
+def load_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in GOOD and k != "VAR_DIR"}
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); print('started')"],
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_production_settings_load_when_everything_is_given() -> None:
+    result = load_settings(GOOD)
+    assert result.returncode == 0, result.stderr
+    assert "started" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "CELERY_BROKER_URL", "MLFLOW_TRACKING_URI"],
+)
+def test_production_refuses_to_start_without_a_required_variable(variable: str) -> None:
+    env = {k: v for k, v in GOOD.items() if k != variable}
+
+    result = load_settings(env)
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {variable}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DEBUG", "maybe"),
+        ("DATABASE_URL", "mysql://db/registry"),
+        ("CELERY_BROKER_URL", "carrier-pigeon://loft"),
+        ("MLFLOW_TRACKING_URI", "ftp://mlflow"),
+        ("SECRET_KEY", "short"),
+        ("MLFLOW_SYNC_INTERVAL", "soon"),
+        ("MLFLOW_SYNC_INTERVAL", "1"),
+    ],
+)
+def test_a_malformed_value_stops_start_up_naming_the_variable(variable: str, value: str) -> None:
+    result = load_settings({**GOOD, variable: value})
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {variable}" in result.stderr
+    assert value not in result.stderr or variable != "SECRET_KEY"
+
+
+def test_a_secret_can_come_from_a_file(tmp_path: os.PathLike[str]) -> None:
+    secret_file = os.path.join(tmp_path, "secret_key")
+    with open(secret_file, "w") as handle:
+        handle.write(GOOD["SECRET_KEY"] + "\n")
+    env = {k: v for k, v in GOOD.items() if k != "SECRET_KEY"}
+
+    result = load_settings({**env, "SECRET_KEY_FILE": secret_file})
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_unreadable_secret_file_is_named() -> None:
+    env = {k: v for k, v in GOOD.items() if k != "SECRET_KEY"}
+
+    result = load_settings({**env, "SECRET_KEY_FILE": "/nonexistent/secret"})
+
+    assert result.returncode != 0
+    assert "SECRET_KEY_FILE: cannot read /nonexistent/secret" in result.stderr
+
+
+def test_embedded_mode_needs_no_variable(tmp_path: os.PathLike[str]) -> None:
+    result = load_settings({"DEBUG": "true", "VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
