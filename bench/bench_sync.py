@@ -46,7 +46,7 @@ def _baseline(uri: str) -> float:
     while True:
         page = client.search_model_versions(max_results=1000, page_token=token)
         for version in page:
-            client.get_run(version.run_id)
+            client.get_run(version.run_id or "")
             seen += 1
         token = page.token
         if not token:

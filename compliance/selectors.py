@@ -6,6 +6,7 @@ from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
 from compliance.models import RoleAssignment, SecurityRole
+from provenance.log_format import Actor
 from registry.models import RegisteredModel
 
 
@@ -37,3 +38,13 @@ def roles_held(*, user: User, registered_model: RegisteredModel | None = None) -
             "role__key", flat=True
         )
     )
+
+
+def actor_for(
+    user: User | None, *, name: str = "", registered_model: RegisteredModel | None = None
+) -> Actor:
+    """The acting person for the governance log, with the roles they hold right now."""
+    if user is None:
+        return Actor.system(name or "system")
+    roles = roles_held(user=user, registered_model=registered_model)
+    return Actor(user_id=user.pk, name=user.get_username(), roles=tuple(sorted(roles)))

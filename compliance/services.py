@@ -11,7 +11,10 @@ from django.utils import timezone
 
 from compliance.models import RoleAssignment, SecurityRole
 from compliance.roles_catalogue import DEFAULT_ROLES
+from compliance.selectors import actor_for
 from config.errors import Conflict, NotFound
+from provenance.log_format import Event
+from provenance.services import log_append
 from registry.models import RegisteredModel
 
 
@@ -53,7 +56,7 @@ def role_grant(
         )
     try:
         with transaction.atomic():
-            return RoleAssignment.objects.create(
+            assignment = RoleAssignment.objects.create(
                 user=user,
                 role=role,
                 registered_model=registered_model,
@@ -66,6 +69,8 @@ def role_grant(
         raise RoleAlreadyGranted(
             f"{user.get_username()} already holds {role.key} on {_scope(registered_model)}"
         ) from None
+    _log_assignment("role.granted", assignment, acting_user, actor_name, reason)
+    return assignment
 
 
 @transaction.atomic
@@ -93,7 +98,41 @@ def role_revoke(
     assignment.revoked_by_name = _actor_name(acting_user, actor_name)
     assignment.revoke_reason = reason
     assignment.save(update_fields=["revoked_at", "revoked_by", "revoked_by_name", "revoke_reason"])
+    _log_assignment("role.revoked", assignment, acting_user, actor_name, reason)
     return assignment
+
+
+def _log_assignment(
+    event_type: str,
+    assignment: RoleAssignment,
+    acting_user: User | None,
+    actor_name: str,
+    reason: str,
+) -> None:
+    """Write the grant or revocation to the governance log, in the caller's transaction."""
+    facts = {
+        "user": assignment.user.get_username(),
+        "role": assignment.role.key,
+        "registered_model": assignment.registered_model.name
+        if assignment.registered_model
+        else None,
+    }
+    revoked = assignment.revoked_at is not None
+    log_append(
+        Event(
+            event_type=event_type,
+            actor=actor_for(
+                acting_user,
+                name=_actor_name(acting_user, actor_name),
+                registered_model=assignment.registered_model,
+            ),
+            object_type="role_assignment",
+            object_id=str(assignment.pk),
+            before={**facts, "active": True} if revoked else None,
+            after={**facts, "active": not revoked},
+            reason=reason,
+        )
+    )
 
 
 def role_lookup(key: str) -> SecurityRole:

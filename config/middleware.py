@@ -21,6 +21,11 @@ def current_request_id() -> str:
     return _current_request_id.get()
 
 
+def set_request_id(request_id: str) -> None:
+    """Set the id outside a request (a Celery task, a management command)."""
+    _current_request_id.set(request_id[:64])
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

@@ -263,6 +263,13 @@ MLFLOW_SYNC_INTERVAL = _int("MLFLOW_SYNC_INTERVAL", 60, minimum=5)
 MLFLOW_WEBHOOK_SECRET = _read_secret("MLFLOW_WEBHOOK_SECRET") or ""
 MLFLOW_WEBHOOK_TOLERANCE = _int("MLFLOW_WEBHOOK_TOLERANCE", 300, minimum=1)
 
+# --- governance log -----------------------------------------------------------------------
+
+LOG_ORIGIN = os.environ.get("LOG_ORIGIN") or "secmlops-registry.local/governance-log"
+LOG_SIGNING_KEY_FILE = os.environ.get("LOG_SIGNING_KEY_FILE", "")
+LOG_CHECKPOINT_EVERY_ENTRIES = _int("LOG_CHECKPOINT_EVERY_ENTRIES", 1000, minimum=1)
+LOG_CHECKPOINT_INTERVAL = _int("LOG_CHECKPOINT_INTERVAL", 300, minimum=5)
+
 # --- Celery ---------------------------------------------------------------------------------
 
 CELERY_BROKER_URL = _url(
@@ -284,6 +291,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "registry.tasks.mlflow_reconcile",
         "schedule": float(MLFLOW_SYNC_INTERVAL),
         "options": {"expires": float(MLFLOW_SYNC_INTERVAL)},
+    },
+    "log-checkpoint": {
+        "task": "provenance.tasks.log_checkpoint",
+        "schedule": float(LOG_CHECKPOINT_INTERVAL),
+        "options": {"expires": float(LOG_CHECKPOINT_INTERVAL)},
     },
 }
 HEALTH_CHECK_TIMEOUT = _int("HEALTH_CHECK_TIMEOUT", 3, minimum=1)

@@ -6,8 +6,10 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz
+from provenance.views import log_status
 from registry.views import mlflow_webhook
 
 urlpatterns = [
@@ -19,4 +21,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("models/", include("registry.urls")),
     path("governance/", include("compliance.urls")),
+    path("governance/log/", log_status, name="log-status"),
+    path("api/v1/log/", include("provenance.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from provenance.log_format import Actor, Event
+from provenance.services import log_append_many
 from registry import mlflow_gateway as gateway
 from registry.choices import (
     AliasChangeSource,
@@ -52,16 +54,48 @@ _ALIAS_SOURCE = {
 }
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """How one mirrored table is named in counts and in the log."""
+
+    label: str
+    object_type: str
+
+
+_MODELS = _Kind("models", "registered_model")
+_RUNS = _Kind("runs", "run")
+_DATASETS = _Kind("datasets", "dataset")
+_VERSIONS = _Kind("versions", "model_version")
+_RUN_INPUTS = _Kind("run_inputs", "run_input")
+_ALIASES = _Kind("aliases", "alias")
+
+
 @dataclass
 class SyncReport:
-    """What one sync changed, counted per kind (``versions_created``, ``aliases_moved``…)."""
+    """What one sync changed: counts per kind and the governance-log events describing it."""
 
     scope: str
+    actor: Actor
     counts: Counter[str] = field(default_factory=Counter)
+    events: list[Event] = field(default_factory=list)
 
     @property
     def changed(self) -> int:
         return sum(self.counts.values())
+
+    def record(self, kind: _Kind, action: str, object_id: str, *, before: Any, after: Any) -> None:
+        """Count a change (``<label>_<action>``) and queue its log event."""
+        self.counts[f"{kind.label}_{action}"] += 1
+        self.events.append(
+            Event(
+                event_type=f"mlflow.{kind.object_type}.{action}",
+                actor=self.actor,
+                object_type=kind.object_type,
+                object_id=object_id,
+                before=before,
+                after=after,
+            )
+        )
 
 
 def mlflow_sync(
@@ -72,7 +106,8 @@ def mlflow_sync(
 ) -> SyncReport:
     """Mirror MLflow (all of it, or one registered model) into the registry.
 
-    Raises MlflowUnavailable when MLflow cannot be read; the SyncRun row records the failure.
+    Every change is also a governance-log event, appended in the same transaction. Raises
+    MlflowUnavailable when MLflow cannot be read; the SyncRun row records the failure.
     """
     sync_run = SyncRun.objects.create(
         trigger=trigger, scope=model_name or "", started_at=timezone.now()
@@ -110,21 +145,16 @@ def _apply_snapshot(
 ) -> SyncReport:
     _lock_sync()
     now = timezone.now()
-    report = SyncReport(scope=model_name or "")
-    counts = report.counts
-    model_rows = _sync_models(snapshot, model_name=model_name, now=now, counts=counts)
-    run_rows = _sync_runs(snapshot, counts=counts)
+    report = SyncReport(scope=model_name or "", actor=Actor.system(f"mlflow-sync:{trigger}"))
+    model_rows = _sync_models(snapshot, model_name=model_name, now=now, report=report)
+    run_rows = _sync_runs(snapshot, report=report)
     version_rows = _sync_versions(
-        snapshot, model_rows, run_rows, model_name=model_name, now=now, counts=counts
+        snapshot, model_rows, run_rows, model_name=model_name, now=now, report=report
     )
     _sync_aliases(
-        snapshot,
-        model_rows,
-        version_rows,
-        source=_ALIAS_SOURCE[trigger],
-        now=now,
-        counts=counts,
+        snapshot, model_rows, version_rows, source=_ALIAS_SOURCE[trigger], now=now, report=report
     )
+    log_append_many(report.events)
     return report
 
 
@@ -134,8 +164,9 @@ def _sync_rows(
     desired: dict[K, dict[str, Any]],
     build: Callable[[K, dict[str, Any]], M],
     *,
-    counts: Counter[str],
-    label: str,
+    kind: _Kind,
+    object_id: Callable[[K], str],
+    report: SyncReport,
 ) -> dict[K, M]:
     """Create the missing rows and update only the fields that differ; returns key → row."""
     to_create: dict[K, M] = {}
@@ -145,18 +176,20 @@ def _sync_rows(
         row = existing.get(key)
         if row is None:
             to_create[key] = build(key, values)
+            report.record(kind, "created", object_id(key), before=None, after=values)
             continue
         changed = [name for name, value in values.items() if getattr(row, name) != value]
         if changed:
+            before = {name: getattr(row, name) for name in changed}
             for name in changed:
                 setattr(row, name, values[name])
             to_update.append(row)
             changed_fields.update(changed)
+            after = {name: values[name] for name in changed}
+            report.record(kind, "updated", object_id(key), before=before, after=after)
     model_cls._default_manager.bulk_create(to_create.values(), batch_size=500)
     if to_update:
         model_cls._default_manager.bulk_update(to_update, sorted(changed_fields), batch_size=500)
-    counts[f"{label}_created"] += len(to_create)
-    counts[f"{label}_updated"] += len(to_update)
     return {**existing, **to_create}
 
 
@@ -165,7 +198,7 @@ def _sync_models(
     *,
     model_name: str | None,
     now: datetime,
-    counts: Counter[str],
+    report: SyncReport,
 ) -> dict[str, RegisteredModel]:
     scope = RegisteredModel.objects.all()
     if model_name:
@@ -186,14 +219,15 @@ def _sync_models(
         existing,
         desired,
         lambda name, values: RegisteredModel(name=name, **values),
-        counts=counts,
-        label="models",
+        kind=_MODELS,
+        object_id=str,
+        report=report,
     )
-    gone = [row.pk for name, row in existing.items() if name not in desired and not row.deleted_at]
-    if gone:
-        counts["models_deleted"] += RegisteredModel.objects.filter(pk__in=gone).update(
-            deleted_at=now
-        )
+    gone = [row for name, row in existing.items() if name not in desired and not row.deleted_at]
+    for row in gone:
+        row.deleted_at = now
+        report.record(_MODELS, "deleted", row.name, before=None, after={"deleted_at": now})
+    RegisteredModel.objects.bulk_update(gone, ["deleted_at"])
     return rows
 
 
@@ -206,7 +240,7 @@ def _parse_json(text: str | None) -> Any:
         return text
 
 
-def _sync_runs(snapshot: gateway.RegistrySnapshot, *, counts: Counter[str]) -> dict[str, Run]:
+def _sync_runs(snapshot: gateway.RegistrySnapshot, *, report: SyncReport) -> dict[str, Run]:
     existing: dict[str, Run] = {}
     run_ids = list(snapshot.runs)
     for start in range(0, len(run_ids), 500):
@@ -232,19 +266,20 @@ def _sync_runs(snapshot: gateway.RegistrySnapshot, *, counts: Counter[str]) -> d
         Run,
         existing,
         desired,
-        lambda rid, values: Run(run_id=rid, **values),
-        counts=counts,
-        label="runs",
+        lambda run_id, values: Run(run_id=run_id, **values),
+        kind=_RUNS,
+        object_id=str,
+        report=report,
     )
-    _sync_datasets(snapshot.runs.values(), rows, counts=counts)
+    _sync_datasets(snapshot.runs.values(), rows, report=report)
     return rows
 
 
 def _sync_datasets(
-    runs: Iterable[gateway.MlflowRun], run_rows: dict[str, Run], *, counts: Counter[str]
+    runs: Iterable[gateway.MlflowRun], run_rows: dict[str, Run], *, report: SyncReport
 ) -> None:
     desired: dict[tuple[str, str], dict[str, Any]] = {}
-    wanted_inputs: dict[tuple[int, tuple[str, str]], str] = {}
+    wanted_inputs: dict[tuple[str, tuple[str, str]], str] = {}
     for run in runs:
         for item in run.inputs:
             key = (item.name, item.digest)
@@ -254,7 +289,7 @@ def _sync_datasets(
                 "schema": _parse_json(item.schema),
                 "profile": _parse_json(item.profile),
             }
-            wanted_inputs[(run_rows[run.run_id].pk, key)] = item.context
+            wanted_inputs[(run.run_id, key)] = item.context
     if not desired:
         return
     names = {name for name, _ in desired}
@@ -268,18 +303,26 @@ def _sync_datasets(
         existing,
         desired,
         lambda key, values: Dataset(name=key[0], digest=key[1], **values),
-        counts=counts,
-        label="datasets",
+        kind=_DATASETS,
+        object_id=lambda key: f"{key[0]}@{key[1]}",
+        report=report,
     )
-    run_pks = {run_pk for run_pk, _ in wanted_inputs}
+    run_pks = {run_rows[run_id].pk for run_id, _ in wanted_inputs}
     present = set(RunInput.objects.filter(run_id__in=run_pks).values_list("run_id", "dataset_id"))
-    new_inputs = [
-        RunInput(run_id=run_pk, dataset=dataset_rows[key], context=context)
-        for (run_pk, key), context in wanted_inputs.items()
-        if (run_pk, dataset_rows[key].pk) not in present
-    ]
+    new_inputs = []
+    for (run_id, key), context in wanted_inputs.items():
+        run_row, dataset_row = run_rows[run_id], dataset_rows[key]
+        if (run_row.pk, dataset_row.pk) in present:
+            continue
+        new_inputs.append(RunInput(run=run_row, dataset=dataset_row, context=context))
+        report.record(
+            _RUN_INPUTS,
+            "created",
+            f"{run_id}:{key[0]}@{key[1]}",
+            before=None,
+            after={"run": run_id, "dataset": f"{key[0]}@{key[1]}", "context": context},
+        )
     RunInput.objects.bulk_create(new_inputs, batch_size=500)
-    counts["run_inputs_created"] += len(new_inputs)
 
 
 def _sync_versions(
@@ -289,7 +332,7 @@ def _sync_versions(
     *,
     model_name: str | None,
     now: datetime,
-    counts: Counter[str],
+    report: SyncReport,
 ) -> dict[tuple[str, int], ModelVersion]:
     scope = ModelVersion.objects.select_related("registered_model")
     if model_name:
@@ -320,18 +363,25 @@ def _sync_versions(
         lambda key, values: ModelVersion(
             registered_model=model_rows[key[0]], version=key[1], **values
         ),
-        counts=counts,
-        label="versions",
+        kind=_VERSIONS,
+        object_id=lambda key: f"{key[0]}/{key[1]}",
+        report=report,
     )
     gone = [
-        row.pk
+        row
         for key, row in existing.items()
         if key not in desired and row.status != VersionStatus.DELETED
     ]
-    if gone:
-        counts["versions_deleted"] += ModelVersion.objects.filter(pk__in=gone).update(
-            status=VersionStatus.DELETED, deleted_at=now
+    for row in gone:
+        row.status, row.deleted_at = VersionStatus.DELETED, now
+        report.record(
+            _VERSIONS,
+            "deleted",
+            f"{row.registered_model.name}/{row.version}",
+            before={"status": VersionStatus.REGISTERED},
+            after={"status": VersionStatus.DELETED, "deleted_at": now},
         )
+    ModelVersion.objects.bulk_update(gone, ["status", "deleted_at"])
     return rows
 
 
@@ -342,14 +392,18 @@ def _sync_aliases(
     *,
     source: AliasChangeSource,
     now: datetime,
-    counts: Counter[str],
+    report: SyncReport,
 ) -> None:
-    scoped_models = [model_rows[info.name] for info in snapshot.models] + [
-        row for name, row in model_rows.items() if row.deleted_at
-    ]
+    """Mirror aliases; each move seen in MLflow is history and a log event.
+
+    Until the registry sets aliases itself (promotions), every move it sees was made in MLflow.
+    """
+    names = {row.pk: name for name, row in model_rows.items()}
     current = {
         (row.registered_model_id, row.alias): row
-        for row in ModelAlias.objects.filter(registered_model__in=scoped_models)
+        for row in ModelAlias.objects.filter(
+            registered_model__in=list(model_rows.values())
+        ).select_related("version")
     }
     wanted: dict[tuple[int, str], ModelVersion] = {}
     for info in snapshot.models:
@@ -361,44 +415,46 @@ def _sync_aliases(
                 logger.warning("alias %s@%s points at unseen version %s", info.name, alias, number)
                 continue
             wanted[(model_row.pk, alias)] = version_row
-    history: list[AliasHistory] = []
-    for key, version_row in wanted.items():
-        row = current.get(key)
-        if row is not None and row.version_id == version_row.pk:
-            continue
+    moves: list[tuple[tuple[int, str], ModelAlias | None, ModelVersion | None]] = [
+        (key, current.get(key), version_row)
+        for key, version_row in wanted.items()
+        if key not in current or current[key].version_id != version_row.pk
+    ] + [(key, row, None) for key, row in current.items() if key not in wanted]
+    history = []
+    for (model_pk, alias), row, target in moves:
         history.append(
             AliasHistory(
-                registered_model_id=key[0],
-                alias=key[1],
+                registered_model_id=model_pk,
+                alias=alias,
                 from_version_id=row.version_id if row else None,
-                to_version=version_row,
+                to_version=target,
                 changed_at=now,
                 source=source,
             )
         )
-        if row is None:
-            ModelAlias.objects.create(
-                registered_model_id=key[0], alias=key[1], version=version_row, updated_at=now
-            )
-        else:
-            row.version = version_row
-            row.updated_at = now
-            row.save(update_fields=["version", "updated_at"])
-    for key, row in current.items():
-        if key not in wanted:
-            history.append(
-                AliasHistory(
-                    registered_model_id=key[0],
-                    alias=key[1],
-                    from_version_id=row.version_id,
-                    to_version=None,
-                    changed_at=now,
-                    source=source,
-                )
-            )
-            row.delete()
+        report.record(
+            _ALIASES,
+            "moved",
+            f"{names[model_pk]}@{alias}",
+            before={"version": row.version.version} if row else None,
+            after={"version": target.version} if target else None,
+        )
+        _alias_apply(model_pk, alias, row, target, now)
     AliasHistory.objects.bulk_create(history)
-    counts["aliases_moved"] += len(history)
+
+
+def _alias_apply(
+    model_pk: int, alias: str, row: ModelAlias | None, target: ModelVersion | None, now: datetime
+) -> None:
+    if target is None and row is not None:
+        row.delete()
+    elif row is None and target is not None:
+        ModelAlias.objects.create(
+            registered_model_id=model_pk, alias=alias, version=target, updated_at=now
+        )
+    elif row is not None and target is not None:
+        row.version, row.updated_at = target, now
+        row.save(update_fields=["version", "updated_at"])
 
 
 # --- webhooks -----------------------------------------------------------------------------

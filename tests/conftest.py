@@ -41,6 +41,25 @@ PERSONAS = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_through_append_only_triggers() -> Iterator[None]:
+    """Transactional tests end with a flush, which the log tables' triggers refuse: suspend
+    them around the flush of the *test* database only."""
+    from django.core.management.commands import flush
+
+    from provenance.db import triggers_suspended
+
+    original = flush.Command.handle
+
+    def handle(self: flush.Command, **options: Any) -> None:
+        with triggers_suspended():
+            original(self, **options)
+
+    flush.Command.handle = handle  # type: ignore[method-assign]
+    yield
+    flush.Command.handle = original  # type: ignore[method-assign]
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,162 @@
+"""Writes of the provenance app: appending to the governance log, signing checkpoints.
+
+Appends lock the single ``LogState`` row, so indexes are gapless and the frontier (the
+right-edge subtree hashes) is read and written by one appender at a time; an append costs
+O(log n) whatever the size of the log. Callers append inside their own transaction, so an
+event is in the log exactly when the change it records is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from config.middleware import current_request_id
+from provenance.log_format import Actor, Event, canonical, entry_document
+from provenance.log_keys import log_signer
+from provenance.log_verification import ProgressCallback, VerificationReport, verify_log
+from provenance.merkle import Frontier, leaf_hash
+from provenance.models import (
+    Checkpoint,
+    LogEntry,
+    LogKey,
+    LogState,
+    LogVerification,
+    MerkleNode,
+)
+from provenance.signed_note import NoteSigner, format_checkpoint, sign_note
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Actor", "Event", "checkpoint_issue", "log_append", "log_append_many", "log_verify"]
+
+
+def _locked_state() -> LogState:
+    LogState.objects.get_or_create(pk=1)
+    return LogState.objects.select_for_update().get(pk=1)
+
+
+def log_append(event: Event) -> LogEntry:
+    """Append one event; see log_append_many."""
+    return log_append_many([event])[0]
+
+
+@transaction.atomic
+def log_append_many(events: Sequence[Event]) -> list[LogEntry]:
+    """Append events in order, as consecutive leaves, in the caller's transaction."""
+    if not events:
+        return []
+    state = _locked_state()
+    frontier = Frontier.from_json(state.frontier)
+    occurred_at = timezone.now()
+    request_id = current_request_id()
+    rows: list[LogEntry] = []
+    nodes: list[MerkleNode] = []
+    for event in events:
+        index = frontier.size
+        document = entry_document(
+            index=index, event=event, occurred_at=occurred_at, request_id=request_id
+        )
+        data = canonical(document)
+        for level, node_index, node in frontier.append(leaf_hash(data)):
+            nodes.append(MerkleNode(level=level, index=node_index, hash=node))
+        rows.append(
+            LogEntry(
+                index=index,
+                event_type=event.event_type,
+                occurred_at=occurred_at,
+                actor_id=event.actor.user_id,
+                actor_name=event.actor.name,
+                request_id=request_id,
+                object_type=event.object_type,
+                object_id=event.object_id,
+                entry=data,
+            )
+        )
+    LogEntry.objects.bulk_create(rows, batch_size=500)
+    MerkleNode.objects.bulk_create(nodes, batch_size=1000)
+    previous_size = state.size
+    state.size = frontier.size
+    state.frontier = frontier.to_json()
+    state.save(update_fields=["size", "frontier", "updated_at"])
+    every = settings.LOG_CHECKPOINT_EVERY_ENTRIES
+    if previous_size // every != state.size // every:
+        transaction.on_commit(_enqueue_checkpoint)
+    return rows
+
+
+def _enqueue_checkpoint() -> None:
+    from provenance import tasks  # noqa: PLC0415  (tasks import services: no import cycle)
+
+    tasks.log_checkpoint.delay()
+
+
+@transaction.atomic
+def log_key_register(signer: NoteSigner) -> LogKey:
+    """Record the log key's public half; a new key retires the previous one (a logged event)."""
+    existing = LogKey.objects.filter(verifier_key=signer.verifier_key).first()
+    if existing is not None:
+        return existing
+    now = timezone.now()
+    previous = list(LogKey.objects.select_for_update().filter(retired_at__isnull=True))
+    LogKey.objects.filter(pk__in=[key.pk for key in previous]).update(retired_at=now)
+    key = LogKey.objects.create(name=signer.name, verifier_key=signer.verifier_key, created_at=now)
+    log_append(
+        Event(
+            event_type="log_key.rotated" if previous else "log_key.created",
+            actor=Actor.system(),
+            object_type="log_key",
+            object_id=str(key.pk),
+            before={"verifier_keys": [k.verifier_key for k in previous]} if previous else None,
+            after={"verifier_key": key.verifier_key},
+        )
+    )
+    return key
+
+
+def checkpoint_issue() -> Checkpoint | None:
+    """Sign the current tree head (C2SP checkpoint) unless the latest checkpoint already has it.
+
+    Returns None while the log is empty.
+    """
+    signer = log_signer()
+    key = log_key_register(signer)
+    with transaction.atomic():
+        state = _locked_state()
+        latest = Checkpoint.objects.order_by("-tree_size").first()
+        if state.size == 0 or (latest is not None and latest.tree_size == state.size):
+            return latest
+        root = Frontier.from_json(state.frontier).root()
+        body = format_checkpoint(settings.LOG_ORIGIN, state.size, root)
+        checkpoint = Checkpoint.objects.create(
+            tree_size=state.size,
+            root_hash=root,
+            note=sign_note(body, signer),
+            key=key,
+            issued_at=timezone.now(),
+        )
+    logger.info("checkpoint issued at tree size %d", checkpoint.tree_size)
+    return checkpoint
+
+
+def log_verify(on_progress: ProgressCallback | None = None) -> VerificationReport:
+    """Verify the whole log (provenance/log_verification.py) and record the outcome."""
+    started_at = timezone.now()
+    report = verify_log(on_progress)
+    first = report.problems[0].message if report.problems else ""
+    LogVerification.objects.create(
+        started_at=started_at,
+        finished_at=timezone.now(),
+        tree_size=report.tree_size,
+        checkpoints_checked=report.checkpoints_checked,
+        ok=report.ok,
+        first_bad_index=report.first_bad_index,
+        problem=first,
+    )
+    if not report.ok:
+        logger.error("governance log verification failed: %s", first)
+    return report
