@@ -8,11 +8,13 @@ event is in the log exactly when the change it records is committed.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from config.middleware import current_request_id
@@ -47,23 +49,36 @@ def log_append(event: Event) -> LogEntry:
 
 @transaction.atomic
 def log_append_many(events: Sequence[Event]) -> list[LogEntry]:
-    """Append events in order, as consecutive leaves, in the caller's transaction."""
+    """Append events in order, as consecutive leaves, in the caller's transaction.
+
+    The returned rows carry index and entry bytes; they are not re-read from the database.
+    """
     if not events:
         return []
-    state = _locked_state()
-    frontier = Frontier.from_json(state.frontier)
+    if connection.vendor == "postgresql":
+        rows, previous_size = _append_postgres(events)
+    else:
+        rows, previous_size = _append_orm(events)
+    every = settings.LOG_CHECKPOINT_EVERY_ENTRIES
+    if previous_size // every != (previous_size + len(rows)) // every:
+        transaction.on_commit(_enqueue_checkpoint)
+    return rows
+
+
+def _leaves(
+    events: Sequence[Event], frontier: Frontier
+) -> tuple[list[LogEntry], list[tuple[int, int, bytes]]]:
+    """The entry rows and the newly completed Merkle nodes; ``frontier`` advances in place."""
     occurred_at = timezone.now()
     request_id = current_request_id()
     rows: list[LogEntry] = []
-    nodes: list[MerkleNode] = []
+    nodes: list[tuple[int, int, bytes]] = []
     for event in events:
         index = frontier.size
-        document = entry_document(
-            index=index, event=event, occurred_at=occurred_at, request_id=request_id
+        data = canonical(
+            entry_document(index=index, event=event, occurred_at=occurred_at, request_id=request_id)
         )
-        data = canonical(document)
-        for level, node_index, node in frontier.append(leaf_hash(data)):
-            nodes.append(MerkleNode(level=level, index=node_index, hash=node))
+        nodes.extend(frontier.append(leaf_hash(data)))
         rows.append(
             LogEntry(
                 index=index,
@@ -77,16 +92,112 @@ def log_append_many(events: Sequence[Event]) -> list[LogEntry]:
                 entry=data,
             )
         )
-    LogEntry.objects.bulk_create(rows, batch_size=500)
-    MerkleNode.objects.bulk_create(nodes, batch_size=1000)
+    return rows, nodes
+
+
+def _append_orm(events: Sequence[Event]) -> tuple[list[LogEntry], int]:
+    """Portable path (SQLite): lock the state row, insert, move the state on."""
+    state = _locked_state()
     previous_size = state.size
+    frontier = Frontier.from_json(state.frontier)
+    rows, nodes = _leaves(events, frontier)
+    LogEntry.objects.bulk_create(rows, batch_size=500)
+    MerkleNode.objects.bulk_create(
+        [MerkleNode(level=level, index=index, hash=node) for level, index, node in nodes],
+        batch_size=1000,
+    )
     state.size = frontier.size
     state.frontier = frontier.to_json()
     state.save(update_fields=["size", "frontier", "updated_at"])
-    every = settings.LOG_CHECKPOINT_EVERY_ENTRIES
-    if previous_size // every != state.size // every:
-        transaction.on_commit(_enqueue_checkpoint)
-    return rows
+    return rows, previous_size
+
+
+# One statement does the whole append: it moves the state on only if it is still at the size
+# this appender built on (compare-and-set), and inserts entries and nodes only if it did.
+_APPEND_SQL = """
+WITH state AS (
+    UPDATE provenance_logstate
+       SET size = %(new_size)s, frontier = %(frontier)s::jsonb, updated_at = now()
+     WHERE id = 1 AND size = %(old_size)s
+ RETURNING id
+), entries AS (
+    INSERT INTO provenance_logentry
+           ("index", event_type, occurred_at, actor_id, actor_name, request_id,
+            object_type, object_id, entry)
+    SELECT e.* FROM state, unnest(
+           %(index)s::bigint[], %(event_type)s::varchar[], %(occurred_at)s::timestamptz[],
+           %(actor_id)s::bigint[], %(actor_name)s::varchar[], %(request_id)s::varchar[],
+           %(object_type)s::varchar[], %(object_id)s::varchar[], %(entry)s::bytea[]) AS e
+ RETURNING 1
+), nodes AS (
+    INSERT INTO provenance_merklenode (level, "index", hash)
+    SELECT n.* FROM state, unnest(%(level)s::smallint[], %(node_index)s::bigint[],
+                                  %(hash)s::bytea[]) AS n
+ RETURNING 1
+)
+SELECT (SELECT count(*) FROM state), (SELECT count(*) FROM entries), (SELECT count(*) FROM nodes)
+"""
+
+
+def _append_postgres(events: Sequence[Event]) -> tuple[list[LogEntry], int]:
+    """PostgreSQL path: one round trip per append in the common case.
+
+    Each connection remembers the head it last wrote; the append is a compare-and-set on it.
+    If another process appended meanwhile (or our transaction rolled back), the set matches
+    no row, nothing is inserted, and the appender locks the state row, re-reads it and retries
+    — so indexes stay gapless without a locking read on every append.
+    """
+    head: tuple[int, list[Any]] | None = getattr(connection, "_secmlops_log_head", None)
+    for attempt in range(2):
+        if head is None or attempt:
+            state = _locked_state()
+            head = (state.size, state.frontier)
+        previous_size, frontier_json = head
+        frontier = Frontier.from_json(frontier_json)
+        rows, nodes = _leaves(events, frontier)
+        new_head = (frontier.size, frontier.to_json())
+        if _compare_and_append(previous_size, new_head, rows, nodes):
+            connection._secmlops_log_head = new_head  # type: ignore[attr-defined]
+            return rows, previous_size
+    raise RuntimeError("the log state changed while it was locked")  # cannot happen
+
+
+def _compare_and_append(
+    previous_size: int,
+    new_head: tuple[int, list[Any]],
+    rows: list[LogEntry],
+    nodes: list[tuple[int, int, bytes]],
+) -> bool:
+    params = {
+        "old_size": previous_size,
+        "new_size": new_head[0],
+        "frontier": json.dumps(new_head[1]),
+        **{name: [getattr(row, name) for row in rows] for name in _ENTRY_COLUMNS},
+        "level": [level for level, _, _ in nodes],
+        "node_index": [index for _, index, _ in nodes],
+        "hash": [node for _, _, node in nodes],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_APPEND_SQL, params)
+        updated, entries, inserted = cursor.fetchone()
+    if not updated:
+        return False
+    if entries != len(rows) or inserted != len(nodes):
+        raise RuntimeError("the log append inserted an unexpected number of rows")
+    return True
+
+
+_ENTRY_COLUMNS = (
+    "index",
+    "event_type",
+    "occurred_at",
+    "actor_id",
+    "actor_name",
+    "request_id",
+    "object_type",
+    "object_id",
+    "entry",
+)
 
 
 def _enqueue_checkpoint() -> None:
