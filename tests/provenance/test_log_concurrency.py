@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -19,6 +20,8 @@ PER_THREAD = 10
 @pytest.fixture(autouse=True)
 def _postgres_only() -> None:
     if connection.vendor != "postgresql":
+        if os.environ.get("REQUIRE_REAL_SERVICES"):
+            pytest.fail("REQUIRE_REAL_SERVICES is set but DATABASE_URL is not PostgreSQL")
         pytest.skip("needs PostgreSQL (DATABASE_URL): SQLite serialises writers itself")
 
 
