@@ -15,7 +15,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 BENCH_DATABASE = "postgres://postgres@127.0.0.1:5432/secmlops_bench"
 
 
