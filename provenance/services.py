@@ -168,7 +168,7 @@ def _compare_and_append(
     rows: list[LogEntry],
     nodes: list[tuple[int, int, bytes]],
 ) -> bool:
-    params = {
+    params: dict[str, Any] = {
         "old_size": previous_size,
         "new_size": new_head[0],
         "frontier": json.dumps(new_head[1]),
