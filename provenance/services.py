@@ -112,13 +112,15 @@ def _append_orm(events: Sequence[Event]) -> tuple[list[LogEntry], int]:
     return rows, previous_size
 
 
-# One statement does the whole append: it moves the state on only if it is still at the size
-# this appender built on (compare-and-set), and inserts entries and nodes only if it did.
+# One statement does the whole append: it moves the state on only if it is still at the head
+# this appender built on — same size *and* same frontier, since a rolled-back append followed by
+# another writer's can bring the size back to a value this appender saw with a different tree —
+# and inserts entries and nodes only if it did.
 _APPEND_SQL = """
 WITH state AS (
     UPDATE provenance_logstate
        SET size = %(new_size)s, frontier = %(frontier)s::jsonb, updated_at = now()
-     WHERE id = 1 AND size = %(old_size)s
+     WHERE id = 1 AND size = %(old_size)s AND frontier = %(old_frontier)s::jsonb
  RETURNING id
 ), entries AS (
     INSERT INTO provenance_logentry
@@ -156,20 +158,21 @@ def _append_postgres(events: Sequence[Event]) -> tuple[list[LogEntry], int]:
         frontier = Frontier.from_json(frontier_json)
         rows, nodes = _leaves(events, frontier)
         new_head = (frontier.size, frontier.to_json())
-        if _compare_and_append(previous_size, new_head, rows, nodes):
+        if _compare_and_append(head, new_head, rows, nodes):
             connection._secmlops_log_head = new_head  # type: ignore[attr-defined]
             return rows, previous_size
     raise RuntimeError("the log state changed while it was locked")  # cannot happen
 
 
 def _compare_and_append(
-    previous_size: int,
+    old_head: tuple[int, list[Any]],
     new_head: tuple[int, list[Any]],
     rows: list[LogEntry],
     nodes: list[tuple[int, int, bytes]],
 ) -> bool:
     params: dict[str, Any] = {
-        "old_size": previous_size,
+        "old_size": old_head[0],
+        "old_frontier": json.dumps(old_head[1]),
         "new_size": new_head[0],
         "frontier": json.dumps(new_head[1]),
         **{name: [getattr(row, name) for row in rows] for name in _ENTRY_COLUMNS},
