@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from provenance.log_format import Actor, Event
@@ -78,6 +79,7 @@ class SyncReport:
     actor: Actor
     counts: Counter[str] = field(default_factory=Counter)
     events: list[Event] = field(default_factory=list)
+    superseded: bool = False  # a sync that read MLflow later had already applied
 
     @property
     def changed(self) -> int:
@@ -114,17 +116,13 @@ def mlflow_sync(
     )
     try:
         snapshot = gateway.fetch_snapshot(model_name=model_name, on_progress=on_progress)
-        report = _apply_snapshot(snapshot, model_name=model_name, trigger=trigger)
+        report = _apply_snapshot(snapshot, sync_run=sync_run, trigger=trigger)
     except Exception as exc:
         sync_run.status = SyncStatus.FAILED
         sync_run.error = str(exc)[:2000]
         sync_run.finished_at = timezone.now()
         sync_run.save(update_fields=["status", "error", "finished_at"])
         raise
-    sync_run.status = SyncStatus.SUCCEEDED
-    sync_run.changes = dict(report.counts)
-    sync_run.finished_at = timezone.now()
-    sync_run.save(update_fields=["status", "changes", "finished_at"])
     SyncRun.objects.filter(started_at__lt=timezone.now() - SYNC_RUN_RETENTION).delete()
     return report
 
@@ -139,22 +137,73 @@ def _lock_sync() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SYNC_LOCK_KEY])
 
 
+def _newer_scopes(sync_run: SyncRun) -> set[str]:
+    """Scopes ("" = everything) of syncs that read MLflow after this one and already applied.
+
+    SyncRun ids follow the order in which syncs started reading MLflow.
+    """
+    newer = SyncRun.objects.filter(pk__gt=sync_run.pk, status=SyncStatus.SUCCEEDED)
+    if sync_run.scope:
+        newer = newer.filter(Q(scope="") | Q(scope=sync_run.scope))
+    return set(newer.values_list("scope", flat=True))
+
+
+def _without_models(
+    snapshot: gateway.RegistrySnapshot, names: set[str]
+) -> gateway.RegistrySnapshot:
+    versions = [v for v in snapshot.versions if v.name not in names]
+    run_ids = {v.run_id for v in versions}
+    return gateway.RegistrySnapshot(
+        models=[m for m in snapshot.models if m.name not in names],
+        versions=versions,
+        runs={run_id: run for run_id, run in snapshot.runs.items() if run_id in run_ids},
+    )
+
+
 @transaction.atomic
 def _apply_snapshot(
-    snapshot: gateway.RegistrySnapshot, *, model_name: str | None, trigger: SyncTrigger
+    snapshot: gateway.RegistrySnapshot, *, sync_run: SyncRun, trigger: SyncTrigger
 ) -> SyncReport:
+    """Write a snapshot, unless a sync that read MLflow later has already written its own.
+
+    Two syncs may overlap (beat's reconcile, a webhook's): applying the older read after the
+    newer would move aliases back and record moves that never happened in MLflow.
+    """
     _lock_sync()
-    now = timezone.now()
-    report = SyncReport(scope=model_name or "", actor=Actor.system(f"mlflow-sync:{trigger}"))
-    model_rows = _sync_models(snapshot, model_name=model_name, now=now, report=report)
-    run_rows = _sync_runs(snapshot, report=report)
-    version_rows = _sync_versions(
-        snapshot, model_rows, run_rows, model_name=model_name, now=now, report=report
-    )
-    _sync_aliases(
-        snapshot, model_rows, version_rows, source=_ALIAS_SOURCE[trigger], now=now, report=report
-    )
-    log_append_many(report.events)
+    model_name = sync_run.scope or None
+    report = SyncReport(scope=sync_run.scope, actor=Actor.system(f"mlflow-sync:{trigger}"))
+    newer = _newer_scopes(sync_run)
+    if "" in newer or (model_name and model_name in newer):
+        report.superseded = True
+    else:
+        now = timezone.now()
+        snapshot = _without_models(snapshot, newer)
+        model_rows = _sync_models(
+            snapshot, model_name=model_name, skip=newer, now=now, report=report
+        )
+        run_rows = _sync_runs(snapshot, report=report)
+        version_rows = _sync_versions(
+            snapshot,
+            model_rows,
+            run_rows,
+            model_name=model_name,
+            skip=newer,
+            now=now,
+            report=report,
+        )
+        _sync_aliases(
+            snapshot,
+            model_rows,
+            version_rows,
+            source=_ALIAS_SOURCE[trigger],
+            now=now,
+            report=report,
+        )
+        log_append_many(report.events)
+    sync_run.status = SyncStatus.SUCCEEDED
+    sync_run.changes = {**report.counts, **({"superseded": 1} if report.superseded else {})}
+    sync_run.finished_at = timezone.now()
+    sync_run.save(update_fields=["status", "changes", "finished_at"])
     return report
 
 
@@ -197,10 +246,11 @@ def _sync_models(
     snapshot: gateway.RegistrySnapshot,
     *,
     model_name: str | None,
+    skip: set[str],
     now: datetime,
     report: SyncReport,
 ) -> dict[str, RegisteredModel]:
-    scope = RegisteredModel.objects.all()
+    scope = RegisteredModel.objects.exclude(name__in=skip)
     if model_name:
         scope = scope.filter(name=model_name)
     existing = {row.name: row for row in scope}
@@ -331,10 +381,13 @@ def _sync_versions(
     run_rows: dict[str, Run],
     *,
     model_name: str | None,
+    skip: set[str],
     now: datetime,
     report: SyncReport,
 ) -> dict[tuple[str, int], ModelVersion]:
-    scope = ModelVersion.objects.select_related("registered_model")
+    scope = ModelVersion.objects.select_related("registered_model").exclude(
+        registered_model__name__in=skip
+    )
     if model_name:
         scope = scope.filter(registered_model__name=model_name)
     existing = {(row.registered_model.name, row.version): row for row in scope}

@@ -7,6 +7,7 @@ from typing import Any
 import mlflow
 import pytest
 from django.forms.models import model_to_dict
+from django.utils import timezone
 
 from registry import services
 from registry.choices import AliasChangeSource, SyncStatus, SyncTrigger, VersionStatus
@@ -235,3 +236,50 @@ def test_successful_sync_is_recorded(mlflow_store: MlflowStore) -> None:
     assert recorded.status == SyncStatus.SUCCEEDED
     assert recorded.trigger == SyncTrigger.MANUAL
     assert recorded.changes["versions_created"] == 1
+
+
+def test_an_older_read_applied_after_a_newer_one_changes_nothing(
+    mlflow_store: MlflowStore,
+) -> None:
+    """Beat's reconcile and a webhook's sync overlap: the one that read MLflow first but
+    writes last must not move the alias back."""
+    from registry import mlflow_gateway
+
+    mlflow_store.version("m")
+    mlflow_store.version("m")
+    mlflow_store.client.set_registered_model_alias("m", "production", "1")
+    older_run = SyncRun.objects.create(trigger=SyncTrigger.SCHEDULE, started_at=timezone.now())
+    older_snapshot = mlflow_gateway.fetch_snapshot()
+    mlflow_store.client.set_registered_model_alias("m", "production", "2")
+    sync(model_name="m")  # the newer read, applied first
+
+    report = services._apply_snapshot(
+        older_snapshot, sync_run=older_run, trigger=SyncTrigger.SCHEDULE
+    )
+
+    assert report.superseded is False  # a full sync is only superseded for model m
+    assert report.changed == 0
+    assert ModelAlias.objects.get().version.version == 2
+    assert AliasHistory.objects.count() == 1
+
+
+def test_a_full_sync_superseded_by_a_newer_full_sync_writes_nothing(
+    mlflow_store: MlflowStore,
+) -> None:
+    from registry import mlflow_gateway
+
+    mlflow_store.version("m")
+    sync()
+    older_run = SyncRun.objects.create(trigger=SyncTrigger.SCHEDULE, started_at=timezone.now())
+    older_snapshot = mlflow_gateway.fetch_snapshot()
+    mlflow_store.client.delete_model_version("m", "1")
+    sync()
+
+    report = services._apply_snapshot(
+        older_snapshot, sync_run=older_run, trigger=SyncTrigger.SCHEDULE
+    )
+
+    assert report.superseded
+    assert ModelVersion.objects.get().status == VersionStatus.DELETED
+    older_run.refresh_from_db()
+    assert older_run.changes == {"superseded": 1}
