@@ -180,8 +180,11 @@ def _compare_and_append(
         "node_index": [index for _, index, _ in nodes],
         "hash": [node for _, _, node in nodes],
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_APPEND_SQL, params)
+    # Straight on the driver, prepared once per connection: planning this statement costs more
+    # than running it, and Django's cursors always send it as new text.
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        cursor.execute(_APPEND_SQL, params, prepare=True)
         updated, entries, inserted = cursor.fetchone()
     if not updated:
         return False
