@@ -26,6 +26,7 @@ install: $(VENV)/.runtime
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap_admin
+	$(BIN)/python manage.py init_keys
 	@echo "Serving on http://127.0.0.1:8000 (Ctrl-C stops the web server and the worker)"
 	@trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/celery -A config worker --beat --concurrency 2 --loglevel INFO & \

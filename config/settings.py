@@ -270,6 +270,13 @@ LOG_SIGNING_KEY_FILE = os.environ.get("LOG_SIGNING_KEY_FILE", "")
 LOG_CHECKPOINT_EVERY_ENTRIES = _int("LOG_CHECKPOINT_EVERY_ENTRIES", 1000, minimum=1)
 LOG_CHECKPOINT_INTERVAL = _int("LOG_CHECKPOINT_INTERVAL", 300, minimum=5)
 
+# --- attestation signing keys -------------------------------------------------------------
+
+ATTESTATION_SIGNING_KEY_FILE = os.environ.get("ATTESTATION_SIGNING_KEY_FILE", "")
+ATTESTATION_KEY_SCHEME = os.environ.get("ATTESTATION_KEY_SCHEME") or "ecdsa-sha2-nistp256"
+if ATTESTATION_KEY_SCHEME not in {"ecdsa-sha2-nistp256", "ed25519"}:
+    raise ImproperlyConfigured("ATTESTATION_KEY_SCHEME: use ecdsa-sha2-nistp256 or ed25519")
+
 # --- Celery ---------------------------------------------------------------------------------
 
 CELERY_BROKER_URL = _url(

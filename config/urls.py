@@ -9,6 +9,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz
+from provenance.api.views import SigningKeysApi
 from provenance.views import log_status
 from registry.views import mlflow_webhook
 
@@ -23,6 +24,7 @@ urlpatterns = [
     path("governance/", include("compliance.urls")),
     path("governance/log/", log_status, name="log-status"),
     path("api/v1/log/", include("provenance.api.urls")),
+    path("api/v1/keys", SigningKeysApi.as_view(), name="signing-keys"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -119,3 +119,24 @@ class LogVerification(models.Model):
 
     def __str__(self) -> str:
         return f"verification at {self.started_at}: {'ok' if self.ok else 'FAILED'}"
+
+
+class SigningKey(models.Model):
+    """A key the registry signs attestations with: the public half only.
+
+    The private half lives in a file (``ATTESTATION_SIGNING_KEY_FILE`` or ``var/keys/attestation``,
+    mode 0600) and never enters the database. Retired keys stay, so what they signed verifies.
+    """
+
+    key_id = models.CharField(max_length=64, unique=True)
+    scheme = models.CharField(max_length=32)
+    public_key = models.JSONField(help_text="securesystemslib public key dict")
+    public_pem = models.TextField()
+    created_at = models.DateTimeField()
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.scheme} {self.key_id[:16]}"

@@ -11,7 +11,14 @@ from django.db.models import QuerySet
 from config.errors import InvalidInput, NotFound
 from provenance.log_verification import DatabaseNodeReader
 from provenance.merkle import consistency_proof, inclusion_proof
-from provenance.models import Checkpoint, LogEntry, LogKey, LogState, LogVerification
+from provenance.models import (
+    Checkpoint,
+    LogEntry,
+    LogKey,
+    LogState,
+    LogVerification,
+    SigningKey,
+)
 
 
 def log_size() -> int:
@@ -90,3 +97,7 @@ def log_status() -> LogStatus:
         latest_checkpoint=checkpoint_latest(),
         last_verification=LogVerification.objects.order_by("-started_at", "-id").first(),
     )
+
+
+def signing_keys() -> QuerySet[SigningKey]:
+    return SigningKey.objects.order_by("-created_at")

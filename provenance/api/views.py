@@ -199,3 +199,37 @@ class PublicKeyApi(APIView):
                 }
             )
         return Response({"keys": keys})
+
+
+class SigningKeysApi(APIView):
+    """The registry's attestation keys (public halves), current and retired."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema_serializer(component_name="SigningKeys")
+    class Output(serializers.Serializer[Any]):
+        @extend_schema_serializer(component_name="SigningKey")
+        class Key(serializers.Serializer[Any]):
+            key_id = serializers.CharField()
+            scheme = serializers.CharField()
+            public_key = serializers.JSONField(help_text="securesystemslib key dict")
+            public_key_pem = serializers.CharField()
+            created_at = serializers.DateTimeField()
+            retired_at = serializers.DateTimeField(allow_null=True)
+
+        keys = Key(many=True)
+
+    @extend_schema(responses=Output, operation_id="signing_keys")
+    def get(self, request: Request) -> Response:
+        keys = [
+            {
+                "key_id": key.key_id,
+                "scheme": key.scheme,
+                "public_key": key.public_key,
+                "public_key_pem": key.public_pem,
+                "created_at": key.created_at.isoformat(),
+                "retired_at": key.retired_at.isoformat() if key.retired_at else None,
+            }
+            for key in selectors.signing_keys()
+        ]
+        return Response({"keys": keys})
