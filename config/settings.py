@@ -225,6 +225,9 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_HSTS_SECONDS = _int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", default=False)
+# Preloading commits the domain and all its subdomains to HTTPS in browsers for good: that is
+# the operator's decision (SECURE_HSTS_PRELOAD), so its absence is not a deploy warning here.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
