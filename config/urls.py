@@ -25,6 +25,7 @@ urlpatterns = [
     path("governance/log/", log_status, name="log-status"),
     path("api/v1/log/", include("provenance.api.urls")),
     path("api/v1/keys", SigningKeysApi.as_view(), name="signing-keys"),
+    path("api/v1/models/", include("registry.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -140,3 +140,55 @@ class SigningKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scheme} {self.key_id[:16]}"
+
+
+class ArtifactKind(models.TextChoices):
+    MODEL = "model", "Model"
+    DATASET = "dataset", "Dataset"
+
+
+class Artifact(models.Model):
+    """Something the registry hashed itself, identified by its sha256 digest.
+
+    For a model, the digest is the OpenSSF model_signing root digest over its manifest.
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16, choices=ArtifactKind.choices)
+    name = models.CharField(max_length=500)
+    size = models.BigIntegerField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} sha256:{self.digest}"
+
+
+class ModelManifest(models.Model):
+    """Per-file sha256 digests of a model artifact, in model_signing's order."""
+
+    artifact = models.OneToOneField(Artifact, on_delete=models.PROTECT, related_name="manifest")
+    files = models.JSONField(help_text='[{"path", "size", "sha256"}]')
+    ignore_paths = models.JSONField(default=list)
+    computed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"manifest of {self.artifact}"
+
+
+class ModelSignature(models.Model):
+    """A ``model.sig`` the registry signed (Sigstore bundle v0.3 around DSSE, model_signing)."""
+
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="signatures")
+    signing_key = models.ForeignKey(SigningKey, on_delete=models.PROTECT, related_name="+")
+    bundle = models.BinaryField()
+    bundle_digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"model.sig of {self.artifact} by {self.signing_key}"

@@ -42,3 +42,12 @@ class SyncStatus(models.TextChoices):
 class WebhookOutcome(models.TextChoices):
     ACCEPTED = "accepted", "Accepted"
     REFUSED = "refused", "Refused"
+
+
+class HashStatus(models.TextChoices):
+    """Where a version is in being hashed by the registry itself (never trusted from MLflow)."""
+
+    PENDING = "pending", "Waiting to be hashed"
+    HASHING = "hashing", "Hashing"
+    HASHED = "hashed", "Hashed"
+    FAILED = "failed", "Hashing failed"

@@ -29,6 +29,7 @@ from config.errors import DomainError, Unavailable
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(settings.MLFLOW_REQUEST_TIMEOUT))
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
@@ -328,6 +329,28 @@ def fetch_snapshot(
     if run_ids:
         snapshot.runs = fetch_runs(run_ids, on_progress)
     return snapshot
+
+
+def download_model_version(name: str, version: int, destination: Path) -> Path:
+    """Copy a version's artifacts from the MLflow artifact store into ``destination``.
+
+    The storage location comes from the registry (``get_model_version_download_uri``), so the
+    files are read from the artifact store itself, whatever the version's source URI says.
+    """
+    import mlflow.artifacts  # noqa: PLC0415  (heavy; only workers hash models)
+
+    uri = settings.MLFLOW_TRACKING_URI
+    location = _translate(client().get_model_version_download_uri, name, str(version))
+    destination.mkdir(parents=True, exist_ok=True)
+    # mlflow-artifacts:/ locations resolve through the process's tracking URI.
+    mlflow.set_tracking_uri(uri)
+    downloaded = _translate(
+        mlflow.artifacts.download_artifacts,
+        artifact_uri=location,
+        dst_path=str(destination),
+        tracking_uri=uri,
+    )
+    return Path(downloaded)
 
 
 def webhook_ensure(*, name: str, url: str, secret: str, events: Sequence[str]) -> str:

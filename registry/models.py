@@ -12,6 +12,7 @@ from django.db.models import Q
 
 from registry.choices import (
     AliasChangeSource,
+    HashStatus,
     MlflowVersionStatus,
     SyncStatus,
     SyncTrigger,
@@ -128,6 +129,20 @@ class ModelVersion(models.Model):
     mlflow_updated_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     first_seen_at = models.DateTimeField(auto_now_add=True)
+    # What the registry measured itself, from the artifact store (ARCHITECTURE: trust boundaries).
+    model_artifact = models.ForeignKey(
+        "provenance.Artifact",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="model_versions",
+    )
+    hash_status = models.CharField(
+        max_length=16, choices=HashStatus.choices, default=HashStatus.PENDING
+    )
+    hash_progress = models.JSONField(default=dict, blank=True, help_text="bytes done / total")
+    hash_error = models.TextField(blank=True, default="")
+    hashed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["registered_model__name", "-version"]

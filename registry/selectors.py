@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
+from provenance.models import Artifact, ModelSignature
 from registry.choices import SyncStatus, VersionStatus
 from registry.models import (
     AliasHistory,
@@ -53,7 +55,7 @@ def alias_history(*, registered_model: RegisteredModel, limit: int = 50) -> Quer
 
 def version_get(*, name: str, version: int) -> ModelVersion | None:
     return (
-        ModelVersion.objects.select_related("registered_model", "run")
+        ModelVersion.objects.select_related("registered_model", "run", "model_artifact")
         .prefetch_related(
             "aliases",
             Prefetch("run__inputs", queryset=RunInput.objects.select_related("dataset")),
@@ -77,3 +79,31 @@ def last_sync_summary() -> dict[str, Any]:
     if latest is not None and latest.status == SyncStatus.FAILED:
         summary["last_error"] = latest.error[:300]
     return summary
+
+
+@dataclass(frozen=True)
+class HashedVersion:
+    artifact: Artifact
+    manifest_files: list[dict[str, Any]]
+    ignore_paths: list[str]
+    signature: ModelSignature | None
+
+
+def version_hashed(*, name: str, version: int) -> HashedVersion | None:
+    """What the registry measured of a version: digest, manifest and its newest model.sig."""
+    row = (
+        ModelVersion.objects.select_related("model_artifact__manifest")
+        .filter(registered_model__name=name, version=version, model_artifact__isnull=False)
+        .first()
+    )
+    if row is None or row.model_artifact is None:
+        return None
+    artifact = row.model_artifact
+    signature = ModelSignature.objects.filter(artifact=artifact).order_by("-created_at").first()
+    manifest = artifact.manifest
+    return HashedVersion(
+        artifact=artifact,
+        manifest_files=list(manifest.files),
+        ignore_paths=list(manifest.ignore_paths),
+        signature=signature,
+    )

@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from provenance.log_format import Actor, Event
-from provenance.services import log_append_many
+from provenance.models import Artifact
+from provenance.services import (
+    log_append,
+    log_append_many,
+    model_artifact_record,
+    model_signature_create,
+)
 from registry import mlflow_gateway as gateway
 from registry.choices import (
     AliasChangeSource,
+    HashStatus,
     SyncStatus,
     SyncTrigger,
     VersionStatus,
@@ -409,6 +420,7 @@ def _sync_versions(
         for info in snapshot.versions
         if info.name in model_rows
     }
+    to_hash = [key for key, values in desired.items() if _needs_hash(existing.get(key), values)]
     rows = _sync_rows(
         ModelVersion,
         existing,
@@ -420,6 +432,7 @@ def _sync_versions(
         object_id=lambda key: f"{key[0]}/{key[1]}",
         report=report,
     )
+    _hash_after_commit([rows[key].pk for key in to_hash])
     gone = [
         row
         for key, row in existing.items()
@@ -436,6 +449,23 @@ def _sync_versions(
         )
     ModelVersion.objects.bulk_update(gone, ["status", "deleted_at"])
     return rows
+
+
+def _needs_hash(row: ModelVersion | None, values: dict[str, Any]) -> bool:
+    """New versions are hashed; so is a version whose source MLflow now reports differently."""
+    return row is None or (row.hash_status != HashStatus.HASHING and row.source != values["source"])
+
+
+def _hash_after_commit(version_pks: list[int]) -> None:
+    if not version_pks:
+        return
+    from registry import tasks  # noqa: PLC0415  (tasks import services: no import cycle)
+
+    def enqueue() -> None:
+        for pk in version_pks:
+            tasks.model_version_hash.delay(pk)
+
+    transaction.on_commit(enqueue)
 
 
 def _sync_aliases(
@@ -578,3 +608,83 @@ def _record_refusal(
         received_at=received_at,
     )
     logger.warning("webhook delivery refused: %s (%s)", refusal.code, refusal.detail)
+
+
+# --- hashing model versions ---------------------------------------------------------------------
+
+
+def _hash_claim(version_pk: int) -> ModelVersion | None:
+    """Compare-and-set the version to ``hashing``; None when it is gone or already hashing."""
+    claimed = ModelVersion.objects.filter(pk=version_pk).exclude(hash_status=HashStatus.HASHING)
+    if not claimed.update(hash_status=HashStatus.HASHING, hash_error="", hash_progress={}):
+        return None
+    return ModelVersion.objects.select_related("registered_model", "model_artifact").get(
+        pk=version_pk
+    )
+
+
+def model_version_hash(*, version_pk: int) -> ModelVersion | None:
+    """Hash a version's files from the artifact store, record its model digest, sign model.sig.
+
+    The digest is the registry's own measurement: MLflow is not trusted for integrity. A digest
+    different from the one recorded before is logged as such (approvals bound to it are void).
+    Returns None when the version is gone or another worker is hashing it.
+    """
+    version = _hash_claim(version_pk)
+    if version is None:
+        return None
+    workdir = Path(tempfile.mkdtemp(prefix="hash-", dir=_scratch_dir()))
+    try:
+        model_dir = gateway.download_model_version(
+            version.registered_model.name, version.version, workdir / "model"
+        )
+        hashed = model_artifact_record(
+            model_dir=model_dir,
+            name=f"{version.registered_model.name}/{version.version}",
+            on_progress=lambda done, total: _hash_progress(version_pk, done, total),
+        )
+        _hash_record(version, hashed.artifact)
+        model_signature_create(hashed=hashed, model_dir=model_dir, workdir=workdir)
+    except Exception as exc:
+        ModelVersion.objects.filter(pk=version_pk).update(
+            hash_status=HashStatus.FAILED, hash_error=str(exc)[:2000]
+        )
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    version.refresh_from_db()
+    return version
+
+
+def _hash_progress(version_pk: int, done: int, total: int) -> None:
+    ModelVersion.objects.filter(pk=version_pk).update(hash_progress={"done": done, "total": total})
+
+
+def _scratch_dir() -> Path:
+    path = Path(settings.VAR_DIR) / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@transaction.atomic
+def _hash_record(version: ModelVersion, artifact: Artifact) -> None:
+    previous = version.model_artifact
+    ModelVersion.objects.filter(pk=version.pk).update(
+        model_artifact=artifact,
+        hash_status=HashStatus.HASHED,
+        hashed_at=timezone.now(),
+        hash_error="",
+    )
+    if previous is not None and previous.pk == artifact.pk:
+        return
+    log_append(
+        Event(
+            event_type="model_version.digest_changed" if previous else "model_version.hashed",
+            actor=Actor.system("registry:hasher"),
+            object_type="model_version",
+            object_id=f"{version.registered_model.name}/{version.version}",
+            before={"digest": f"sha256:{previous.digest}"} if previous else None,
+            after={"digest": f"sha256:{artifact.digest}", "size": artifact.size},
+            evidence=[f"sha256:{artifact.digest}"],
+        )
+    )

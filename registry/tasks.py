@@ -33,3 +33,18 @@ def mlflow_reconcile() -> dict[str, int]:
 def mlflow_sync_model(model_name: str | None, trigger: str = SyncTrigger.WEBHOOK) -> dict[str, int]:
     """Sync one registered model (all of MLflow when the name is unknown)."""
     return dict(services.mlflow_sync(trigger=SyncTrigger(trigger), model_name=model_name).counts)
+
+
+@shared_task(
+    autoretry_for=(MlflowUnavailable,),
+    retry_backoff=10,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=10,
+)
+def model_version_hash(version_pk: int) -> str | None:
+    """Hash one version's files from the artifact store; returns the model digest."""
+    version = services.model_version_hash(version_pk=version_pk)
+    if version is None or version.model_artifact is None:
+        return None
+    return version.model_artifact.digest
