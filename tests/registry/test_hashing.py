@@ -9,6 +9,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 import pytest
+from celery.exceptions import Retry
 from django.test import Client
 from sklearn.linear_model import LogisticRegression
 
@@ -82,7 +83,8 @@ def test_hashing_is_a_log_event_with_the_digest_as_evidence(mlflow_store: Mlflow
 
     hashed = services.model_version_hash(version_pk=version.pk)
 
-    assert hashed is not None and hashed.model_artifact is not None
+    assert hashed is not None
+    assert hashed.model_artifact is not None
     entry = json.loads(bytes(LogEntry.objects.get(event_type="model_version.hashed").entry))
     digest = f"sha256:{hashed.model_artifact.digest}"
     assert entry["object"] == {"type": "model_version", "id": f"fraud/{version.version}"}
@@ -107,14 +109,16 @@ def test_a_changed_artifact_is_logged_as_a_digest_change(
 ) -> None:
     version = log_model()
     first = services.model_version_hash(version_pk=version.pk)
-    assert first is not None and first.model_artifact is not None
+    assert first is not None
+    assert first.model_artifact is not None
     location = mlflow_store.client.get_model_version_download_uri("fraud", str(version.version))
     with (Path(location) / "MLmodel").open("a") as handle:
         handle.write("# swapped behind the registry's back\n")
 
     second = services.model_version_hash(version_pk=version.pk)
 
-    assert second is not None and second.model_artifact is not None
+    assert second is not None
+    assert second.model_artifact is not None
     assert second.model_artifact.digest != first.model_artifact.digest
     entry = json.loads(bytes(LogEntry.objects.get(event_type="model_version.digest_changed").entry))
     assert entry["before"] == {"digest": f"sha256:{first.model_artifact.digest}"}
@@ -136,8 +140,24 @@ def test_mlflow_down_marks_the_version_failed_and_raises_for_a_retry(
     assert version.model_artifact is None
 
 
-def test_the_task_retries_when_mlflow_is_unavailable() -> None:
-    assert MlflowUnavailable in tasks.model_version_hash.autoretry_for
+def test_the_task_retries_with_backoff_when_mlflow_is_unavailable(
+    mlflow_store: MlflowStore, settings: Any, unused_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version = log_model()
+    settings.MLFLOW_TRACKING_URI = f"http://127.0.0.1:{unused_port}"
+    retries: list[dict[str, Any]] = []
+
+    def retry(**kwargs: Any) -> None:
+        retries.append(kwargs)
+        raise Retry(exc=kwargs.get("exc"))
+
+    monkeypatch.setattr(tasks.model_version_hash, "retry", retry)
+
+    result = tasks.model_version_hash.apply(args=(version.pk,))
+
+    assert result.state == "RETRY"
+    assert isinstance(retries[0]["exc"], MlflowUnavailable)
+    assert retries[0]["countdown"] > 0
 
 
 def test_a_version_being_hashed_is_not_hashed_twice(mlflow_store: MlflowStore) -> None:
@@ -204,7 +224,8 @@ def test_the_version_page_shows_the_measured_digest(
 ) -> None:
     version = log_model()
     hashed = services.model_version_hash(version_pk=version.pk)
-    assert hashed is not None and hashed.model_artifact is not None
+    assert hashed is not None
+    assert hashed.model_artifact is not None
     client.force_login(make_user("viewer"))
 
     page = client.get(f"/models/fraud/versions/{version.version}/").content.decode()
