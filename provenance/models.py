@@ -192,3 +192,95 @@ class ModelSignature(models.Model):
 
     def __str__(self) -> str:
         return f"model.sig of {self.artifact} by {self.signing_key}"
+
+
+class SignerKind(models.TextChoices):
+    KEY = "key", "Public key"
+    SIGSTORE = "sigstore", "Sigstore identity"
+
+
+class TrustedSigner(models.Model):
+    """Whose signatures the registry accepts on attestations, and for which predicate types.
+
+    A key signer is a securesystemslib public key; a Sigstore signer is a certificate identity
+    (e.g. a CI workflow) and its OIDC issuer, checked offline against the pinned trusted root.
+    """
+
+    name = models.CharField(max_length=128, unique=True)
+    kind = models.CharField(max_length=16, choices=SignerKind.choices)
+    key_id = models.CharField(max_length=64, blank=True, default="")
+    public_key = models.JSONField(null=True, blank=True, help_text="securesystemslib key dict")
+    identity = models.CharField(max_length=500, blank=True, default="")
+    issuer = models.CharField(max_length=500, blank=True, default="")
+    predicate_types = models.JSONField(default=list, help_text="predicate types it may sign")
+    may_register_datasets = models.BooleanField(
+        default=False, help_text="its attestations may introduce new dataset digests"
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key_id"],
+                condition=models.Q(kind="key"),
+                name="trusted_signer_key_unique",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(kind="key", public_key__isnull=False)
+                    | (models.Q(kind="sigstore") & ~models.Q(identity="") & ~models.Q(issuer=""))
+                ),
+                name="trusted_signer_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AttestationFormat(models.TextChoices):
+    DSSE = "dsse", "DSSE envelope"
+    SIGSTORE = "sigstore", "Sigstore bundle"
+
+
+class Attestation(models.Model):
+    """A verified attestation, its bytes kept verbatim (never re-serialised) and deduplicated."""
+
+    envelope = models.BinaryField()
+    envelope_digest = models.CharField(max_length=64, unique=True)
+    format = models.CharField(max_length=16, choices=AttestationFormat.choices)
+    predicate_type = models.CharField(max_length=256, db_index=True)
+    statement = models.JSONField()
+    signer = models.ForeignKey(
+        TrustedSigner, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    signing_key = models.ForeignKey(
+        SigningKey, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.predicate_type} sha256:{self.envelope_digest[:12]}"
+
+
+class AttestationSubject(models.Model):
+    """An artifact an attestation speaks of (its subject, matched by digest)."""
+
+    attestation = models.ForeignKey(Attestation, on_delete=models.CASCADE, related_name="subjects")
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="attestations")
+    name = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["attestation", "artifact"], name="attestation_subject_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} in {self.attestation_id}"

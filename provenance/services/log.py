@@ -1,59 +1,38 @@
-"""Writes of the provenance app: appending to the governance log, signing checkpoints.
+"""Appending to the governance log and signing its checkpoints.
 
-Appends lock the single ``LogState`` row, so indexes are gapless and the frontier (the
-right-edge subtree hashes) is read and written by one appender at a time; an append costs
-O(log n) whatever the size of the log. Callers append inside their own transaction, so an
-event is in the log exactly when the change it records is committed.
+Appends lock the single ``LogState`` row (or compare-and-set it on PostgreSQL), so indexes are
+gapless and the frontier (the right-edge subtree hashes) is read and written by one appender
+at a time; an append costs O(log n) whatever the size of the log. Callers append inside their
+own transaction, so an event is in the log exactly when the change it records is committed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from config.errors import Conflict
 from config.middleware import current_request_id
-from provenance import model_manifest, signing_keys
 from provenance.log_format import Actor, Event, canonical, entry_document
 from provenance.log_keys import log_signer
 from provenance.log_verification import ProgressCallback, VerificationReport, verify_log
 from provenance.merkle import Frontier, leaf_hash
 from provenance.models import (
-    Artifact,
-    ArtifactKind,
     Checkpoint,
     LogEntry,
     LogKey,
     LogState,
     LogVerification,
     MerkleNode,
-    ModelManifest,
-    ModelSignature,
-    SigningKey,
 )
 from provenance.signed_note import NoteSigner, format_checkpoint, sign_note
 
 logger = logging.getLogger(__name__)
-
-__all__ = [
-    "Actor",
-    "Event",
-    "checkpoint_issue",
-    "log_append",
-    "log_append_many",
-    "log_verify",
-    "signing_key_ensure",
-    "signing_key_rotate",
-]
 
 
 def _locked_state() -> LogState:
@@ -296,138 +275,3 @@ def log_verify(on_progress: ProgressCallback | None = None) -> VerificationRepor
     if not report.ok:
         logger.error("governance log verification failed: %s", first)
     return report
-
-
-# --- the registry's attestation signing keys --------------------------------------------------
-
-
-@transaction.atomic
-def signing_key_ensure() -> SigningKey:
-    """The active signing key: the configured one, or the newest, or a new one (logged)."""
-    configured = signing_keys.configured_key()
-    if configured is not None:
-        existing = SigningKey.objects.filter(key_id=configured[0]).first()
-        if existing is not None and existing.retired_at is None:
-            return existing
-        return _signing_key_register(*configured, actor=Actor.system())
-    active = SigningKey.objects.filter(retired_at__isnull=True).order_by("-created_at").first()
-    if active is not None:
-        return active
-    return _signing_key_register(
-        *signing_keys.new_key(settings.ATTESTATION_KEY_SCHEME), actor=Actor.system()
-    )
-
-
-@transaction.atomic
-def signing_key_rotate(*, actor: Actor, reason: str = "") -> SigningKey:
-    """Generate a new key and retire the active one; what the old key signed stays verifiable."""
-    if settings.ATTESTATION_SIGNING_KEY_FILE:
-        raise Conflict(
-            "the signing key comes from ATTESTATION_SIGNING_KEY_FILE: rotate by pointing it "
-            "at a new key file",
-            code="signing_key_configured",
-        )
-    return _signing_key_register(
-        *signing_keys.new_key(settings.ATTESTATION_KEY_SCHEME), actor=actor, reason=reason
-    )
-
-
-def _signing_key_register(
-    new_key_id: str, public_key: dict[str, Any], pem: str, *, actor: Actor, reason: str = ""
-) -> SigningKey:
-    now = timezone.now()
-    previous = list(SigningKey.objects.select_for_update().filter(retired_at__isnull=True))
-    SigningKey.objects.filter(pk__in=[key.pk for key in previous]).update(retired_at=now)
-    key, _ = SigningKey.objects.update_or_create(
-        key_id=new_key_id,
-        defaults={
-            "scheme": public_key["scheme"],
-            "public_key": public_key,
-            "public_pem": pem,
-            "created_at": now,
-            "retired_at": None,
-        },
-    )
-    log_append(
-        Event(
-            event_type="signing_key.rotated" if previous else "signing_key.created",
-            actor=actor,
-            object_type="signing_key",
-            object_id=key.key_id,
-            before={"active_key_ids": [k.key_id for k in previous]} if previous else None,
-            after={"key_id": key.key_id, "scheme": key.scheme, "public_key_pem": pem},
-            reason=reason,
-        )
-    )
-    return key
-
-
-# --- model artifacts ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HashedModel:
-    artifact: Artifact
-    manifest: model_manifest.ModelManifest
-    created: bool
-
-
-def model_artifact_record(
-    *,
-    model_dir: Path,
-    name: str,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> HashedModel:
-    """Hash a model directory (in parallel) and record it as an artifact with its manifest.
-
-    Hashing happens outside any transaction; recording is idempotent by digest.
-    """
-    manifest = model_manifest.compute_manifest(model_dir, on_progress=on_progress)
-    with transaction.atomic():
-        artifact, created = Artifact.objects.get_or_create(
-            digest=manifest.root_digest,
-            defaults={
-                "kind": ArtifactKind.MODEL,
-                "name": name,
-                "size": sum(f.size for f in manifest.files),
-                "created_at": timezone.now(),
-            },
-        )
-        if created:
-            ModelManifest.objects.create(
-                artifact=artifact,
-                files=[f.to_dict() for f in manifest.files],
-                ignore_paths=list(manifest.ignore_paths),
-                computed_at=timezone.now(),
-            )
-    return HashedModel(artifact=artifact, manifest=manifest, created=created)
-
-
-def model_signature_create(
-    *, hashed: HashedModel, model_dir: Path, workdir: Path
-) -> ModelSignature | None:
-    """Sign a ``model.sig`` for a hashed model with the active key, unless one exists.
-
-    model_signing signs with elliptic-curve keys only: with an Ed25519 registry key there is
-    no model.sig (the registry's own attestations still are signed).
-    """
-    key = signing_key_ensure()
-    existing = ModelSignature.objects.filter(artifact=hashed.artifact, signing_key=key).first()
-    if existing is not None:
-        return existing
-    if key.scheme != "ecdsa-sha2-nistp256":
-        logger.warning(
-            "no model.sig: model_signing needs an ECDSA key, the active key is %s", key.scheme
-        )
-        return None
-    signature_path = workdir / "model.sig"
-    private_pem = signing_keys.load_signer(key.key_id).private_bytes
-    model_manifest.sign_model(model_dir, private_pem, signature_path, manifest=hashed.manifest)
-    bundle = signature_path.read_bytes()
-    return ModelSignature.objects.create(
-        artifact=hashed.artifact,
-        signing_key=key,
-        bundle=bundle,
-        bundle_digest=hashlib.sha256(bundle).hexdigest(),
-        created_at=timezone.now(),
-    )
