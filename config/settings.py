@@ -280,6 +280,9 @@ ATTESTATION_KEY_SCHEME = os.environ.get("ATTESTATION_KEY_SCHEME") or "ecdsa-sha2
 if ATTESTATION_KEY_SCHEME not in {"ecdsa-sha2-nistp256", "ed25519"}:
     raise ImproperlyConfigured("ATTESTATION_KEY_SCHEME: use ecdsa-sha2-nistp256 or ed25519")
 
+ATTESTATION_MAX_BYTES = _int("ATTESTATION_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+SIGSTORE_TRUSTED_ROOT = os.environ.get("SIGSTORE_TRUSTED_ROOT", "")
+
 # --- Celery ---------------------------------------------------------------------------------
 
 CELERY_BROKER_URL = _url(

@@ -11,6 +11,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from config.health import healthz
 from provenance.api.views import SigningKeysApi
 from provenance.views import log_status
+from registry.api.views import AttestationSubmitApi
 from registry.views import mlflow_webhook
 
 urlpatterns = [
@@ -26,6 +27,7 @@ urlpatterns = [
     path("api/v1/log/", include("provenance.api.urls")),
     path("api/v1/keys", SigningKeysApi.as_view(), name="signing-keys"),
     path("api/v1/models/", include("registry.api.urls")),
+    path("api/v1/attestations", AttestationSubmitApi.as_view(), name="attestation-submit"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

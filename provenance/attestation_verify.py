@@ -161,6 +161,9 @@ class RejectionCode(StrEnum):
     IDENTITY_MISMATCH = "identity_mismatch"
     MALFORMED_BUNDLE = "malformed_bundle"
     SUBJECT_MISMATCH = "subject_mismatch"
+    SUBJECT_UNKNOWN = "subject_unknown"
+    PREDICATE_NOT_ALLOWED = "predicate_not_allowed"
+    SIGSTORE_NOT_CONFIGURED = "sigstore_not_configured"
 
 
 class AttestationRejected(ValueError):

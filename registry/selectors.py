@@ -107,3 +107,17 @@ def version_hashed(*, name: str, version: int) -> HashedVersion | None:
         ignore_paths=list(manifest.ignore_paths),
         signature=signature,
     )
+
+
+def measured_digest(subject_name: str) -> str | None:
+    """For a subject named ``<model>/<version>``, the model digest the registry measured."""
+    model, _, number = subject_name.rpartition("/")
+    if not model or not number.isdigit():
+        return None
+    return (
+        ModelVersion.objects.filter(
+            registered_model__name=model, version=int(number), model_artifact__isnull=False
+        )
+        .values_list("model_artifact__digest", flat=True)
+        .first()
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -9,7 +11,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.actors import actor_for_user
 from config.errors import NotFound
+from provenance.services import attestation_ingest
 from registry import selectors
 
 
@@ -49,3 +53,37 @@ class ModelManifestApi(APIView):
                 "ignore_paths": hashed.ignore_paths,
             }
         )
+
+
+class AttestationSubmitApi(APIView):
+    """POST a DSSE envelope (``application/json``) or a Sigstore bundle
+    (``application/vnd.dev.sigstore.bundle.v0.3+json``); it is verified before anything is kept.
+    """
+
+    parser_classes: list[Any] = []  # the body is read verbatim: never re-serialise what was signed
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT},
+        operation_id="attestation_submit",
+    )
+    def post(self, request: Request) -> Response:
+        intake = attestation_ingest(
+            raw=request.body,
+            media_type=request.content_type or "",
+            actor=actor_for_user(request.user),
+            measured_digest=selectors.measured_digest,
+        )
+        attestation = intake.attestation
+        body = {
+            "envelope_digest": attestation.envelope_digest,
+            "predicate_type": attestation.predicate_type,
+            "format": attestation.format,
+            "signer": attestation.signer.name if attestation.signer else None,
+            "subjects": [
+                {"name": s.name, "digest": {"sha256": s.artifact.digest}, "kind": s.artifact.kind}
+                for s in attestation.subjects.select_related("artifact")
+            ],
+            "received_at": attestation.received_at.isoformat(),
+        }
+        return Response(body, status=201 if intake.created else 200)
