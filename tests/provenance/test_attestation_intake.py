@@ -303,3 +303,51 @@ def test_sigstore_bundles_are_refused_when_no_trusted_root_is_configured(
     bundle = (FIXTURES / "a.dsse.staging-rekor-v2.txt.sigstore.json").read_bytes()
 
     rejected(post(member, bundle, BUNDLE), 400, "sigstore_not_configured")
+
+
+def test_trust_signer_command_with_a_public_key(tmp_path: Path) -> None:
+    from io import StringIO
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from django.core.management import call_command
+
+    from provenance.models import TrustedSigner
+
+    public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    (tmp_path / "ci.pub").write_bytes(
+        public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    out = StringIO()
+
+    call_command(
+        "trust_signer", "ci", "--public-key", str(tmp_path / "ci.pub"),
+        "--predicate-type", PREDICATE_SLSA_PROVENANCE_V1, stdout=out,
+    )  # fmt: skip
+
+    signer = TrustedSigner.objects.get()
+    assert signer.kind == "key"
+    assert signer.public_key is not None
+    assert signer.public_key["scheme"] == "ecdsa-sha2-nistp256"
+    assert LogEntry.objects.filter(event_type="trusted_signer.added").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--predicate-type", "https://example.org/nope"], "is not accepted"),
+        (["--predicate-type", PREDICATE_SLSA_PROVENANCE_V1], "give --public-key"),
+        (["--public-key", "/nonexistent.pem", "--predicate-type", PREDICATE_TEST_RESULT], "PEM"),
+    ],
+)
+def test_trust_signer_refuses_bad_input_with_exit_2(args: list[str], message: str) -> None:
+    from django.core.management import CommandError, call_command
+
+    from provenance.models import TrustedSigner
+
+    with pytest.raises(CommandError) as raised:
+        call_command("trust_signer", "ci", *args)
+
+    assert raised.value.returncode == 2
+    assert message in str(raised.value)
+    assert not TrustedSigner.objects.exists()
