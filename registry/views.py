@@ -48,7 +48,8 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
 @csrf_exempt  # authenticated by its HMAC signature, not a session
 @require_POST
 def mlflow_webhook(request: HttpRequest) -> HttpResponse:
-    if int(request.headers.get("Content-Length") or 0) > MAX_WEBHOOK_BODY:
+    declared = request.headers.get("Content-Length", "0")
+    if not declared.isdigit() or int(declared) > MAX_WEBHOOK_BODY:
         return error_json(
             WebhookRefused("the body is too large", code="webhook_too_large", status=413)
         )

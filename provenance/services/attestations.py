@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.errors import DomainError
@@ -158,15 +158,18 @@ def _ingest(
             f"signer {signer.name!r} may not sign {predicate_type!r} attestations",
         )
     subjects = _subject_artifacts(statement, signer, measured_digest)
-    return _store(
-        envelope=envelope,
-        digest=digest,
-        fmt=fmt,
-        statement=statement,
-        signer=signer,
-        subjects=subjects,
-        actor=actor,
-    )
+    try:
+        return _store(
+            envelope=envelope,
+            digest=digest,
+            fmt=fmt,
+            statement=statement,
+            signer=signer,
+            subjects=subjects,
+            actor=actor,
+        )
+    except IntegrityError:  # the same bytes arrived concurrently and won the race
+        return Intake(attestation=Attestation.objects.get(envelope_digest=digest), created=False)
 
 
 def _verified_key_signer(parsed: ParsedEnvelope) -> TrustedSigner:

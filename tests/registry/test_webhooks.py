@@ -205,3 +205,15 @@ def test_verify_rejects_a_non_numeric_timestamp() -> None:
             body=body, headers=headers, secret=SECRET, now=datetime.now(UTC), tolerance_seconds=300
         )
     assert refused.value.code == "webhook_timestamp_invalid"
+
+
+@pytest.mark.django_db
+def test_a_malformed_content_length_is_refused_not_a_crash(client: Client, settings: Any) -> None:
+    settings.MLFLOW_WEBHOOK_SECRET = SECRET
+
+    response = client.post(
+        URL, data="{}", content_type="application/json", headers={"Content-Length": "lots"}
+    )
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "webhook_too_large"
