@@ -457,15 +457,16 @@ def _needs_hash(row: ModelVersion | None, values: dict[str, Any]) -> bool:
 
 
 def _hash_after_commit(version_pks: list[int]) -> None:
+    """Queue hashing once the sync has committed: one message, however many versions.
+
+    A sync of thousands of new versions must not wait on thousands of broker round trips; a
+    worker fans the work out (tasks.model_versions_hash_pending).
+    """
     if not version_pks:
         return
     from registry import tasks  # noqa: PLC0415  (tasks import services: no import cycle)
 
-    def enqueue() -> None:
-        for pk in version_pks:
-            tasks.model_version_hash.delay(pk)
-
-    transaction.on_commit(enqueue)
+    transaction.on_commit(lambda: tasks.model_versions_hash_queue.delay(version_pks))
 
 
 def _sync_aliases(

@@ -48,3 +48,11 @@ def model_version_hash(version_pk: int) -> str | None:
     if version is None or version.model_artifact is None:
         return None
     return version.model_artifact.digest
+
+
+@shared_task
+def model_versions_hash_queue(version_pks: list[int]) -> int:
+    """Fan out: one hashing task per version, so many workers can hash in parallel."""
+    for version_pk in version_pks:
+        model_version_hash.delay(version_pk)
+    return len(version_pks)

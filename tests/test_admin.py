@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import User
+from django.db.models import Model
 from django.test import Client
 
 pytestmark = pytest.mark.django_db
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize(
     "model", list(admin.site._registry), ids=lambda m: f"{m._meta.app_label}.{m._meta.model_name}"
 )
-def test_every_changelist_opens(client: Client, superuser: User, model: type) -> None:
+def test_every_changelist_opens(client: Client, superuser: User, model: type[Model]) -> None:
     client.force_login(superuser)
 
     response = client.get(f"/admin/{model._meta.app_label}/{model._meta.model_name}/")

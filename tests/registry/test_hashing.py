@@ -172,17 +172,30 @@ def test_sync_queues_hashing_for_new_versions_only(
     monkeypatch: pytest.MonkeyPatch,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    queued: list[int] = []
-    monkeypatch.setattr(tasks.model_version_hash, "delay", queued.append)
+    batches: list[list[int]] = []
+    monkeypatch.setattr(tasks.model_versions_hash_queue, "delay", batches.append)
+    mlflow_store.version("fraud")
     mlflow_store.version("fraud")
     with django_capture_on_commit_callbacks(execute=True):
         services.mlflow_sync(trigger=SyncTrigger.MANUAL)
     mlflow_store.version("fraud")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.mlflow_sync(trigger=SyncTrigger.MANUAL)
     with django_capture_on_commit_callbacks(execute=True):
         services.mlflow_sync(trigger=SyncTrigger.MANUAL)
 
     versions = list(ModelVersion.objects.order_by("version").values_list("pk", flat=True))
-    assert queued == versions
+    assert [sorted(batch) for batch in batches] == [versions[:2], versions[2:]]
+
+
+def test_the_queue_task_fans_out_one_hashing_task_per_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.model_version_hash, "delay", queued.append)
+
+    assert tasks.model_versions_hash_queue.apply(args=([4, 5, 6],)).get() == 3
+    assert queued == [4, 5, 6]
 
 
 def test_manifest_and_model_sig_api(mlflow_store: MlflowStore, client: Client) -> None:
