@@ -37,11 +37,8 @@ def _run_check(check: Callable[[], None]) -> dict[str, Any]:
     try:
         check()
     except Exception as exc:  # noqa: BLE001  (a health check reports every failure)
-        detail = (
-            getattr(exc, "detail", None)
-            or f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        )
-        return {"status": "error", "detail": mlflow_gateway.redact_uri(str(detail))[:300]}
+        detail = getattr(exc, "detail", None) or f"{type(exc).__name__}: {exc}"
+        return {"status": "error", "detail": mlflow_gateway.scrub_credentials(str(detail))}
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 

@@ -142,7 +142,7 @@ def _check_signatures(checkpoints: list[Checkpoint], report: VerificationReport)
 _COLUMNS = ("event_type", "actor_name", "object_type", "object_id", "request_id")
 
 
-def _check_columns(index: int, row: tuple[Any, ...], report: VerificationReport) -> bytes | None:
+def _check_columns(index: int, row: tuple[Any, ...], report: VerificationReport) -> bytes:
     _, event_type, actor_name, object_type, object_id, request_id, entry = row
     data = bytes(entry)
     try:
@@ -234,7 +234,7 @@ def _check_entries(
             report.add(frontier.size, f"entry {frontier.size} is missing (next entry is {index})")
             return frontier
         data = _check_columns(index, row, report)
-        if not _append_checked(frontier, index, leaf_hash(data or b""), stored, report):
+        if not _append_checked(frontier, index, leaf_hash(data), stored, report):
             return frontier
         while checkpoint is not None and checkpoint.tree_size == frontier.size:
             if frontier.root() != bytes(checkpoint.root_hash):

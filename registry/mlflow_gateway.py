@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -113,16 +113,6 @@ class RegistrySnapshot:
     runs: dict[str, MlflowRun] = field(default_factory=dict)
 
 
-def redact_uri(uri: str) -> str:
-    """The URI without credentials, fit for logs and health output."""
-    parts = urlsplit(uri)
-    if parts.password is None and parts.username is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 def _translate(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run an MLflow call, mapping its failures onto the registry's two error kinds."""
     try:
@@ -130,20 +120,20 @@ def _translate(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except MlflowException as exc:
         if exc.error_code in {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"}:
             raise MlflowError(f"MLflow refused the request: {exc.message}") from exc
-        raise MlflowUnavailable(f"MLflow is unavailable: {_short(exc.message)}") from exc
+        raise MlflowUnavailable(f"MLflow is unavailable: {scrub_credentials(exc.message)}") from exc
     except (OSError, ConnectionError) as exc:
-        raise MlflowUnavailable(f"MLflow is unavailable: {_short(str(exc))}") from exc
+        raise MlflowUnavailable(f"MLflow is unavailable: {scrub_credentials(str(exc))}") from exc
     except Exception as exc:  # requests/sqlalchemy errors surface as many types
         raise MlflowUnavailable(
-            f"MLflow is unavailable: {type(exc).__name__}: {_short(str(exc))}"
+            f"MLflow is unavailable: {type(exc).__name__}: {scrub_credentials(str(exc))}"
         ) from exc
 
 
 _URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
 
 
-def _short(message: str) -> str:
-    """First line of an error, without any credentials embedded in URLs."""
+def scrub_credentials(message: str) -> str:
+    """First line of an error, without any credentials embedded in URLs (logs, health)."""
     first = message.splitlines()[0][:300] if message else ""
     return _URL_CREDENTIALS.sub(r"\1***@", first)
 
@@ -384,6 +374,6 @@ __all__ = [
     "ensure_local_store",
     "fetch_snapshot",
     "ping",
-    "redact_uri",
+    "scrub_credentials",
     "webhook_ensure",
 ]

@@ -86,7 +86,6 @@ _ALIASES = _Kind("aliases", "alias")
 class SyncReport:
     """What one sync changed: counts per kind and the governance-log events describing it."""
 
-    scope: str
     actor: Actor
     counts: Counter[str] = field(default_factory=Counter)
     events: list[Event] = field(default_factory=list)
@@ -182,7 +181,7 @@ def _apply_snapshot(
     """
     _lock_sync()
     model_name = sync_run.scope or None
-    report = SyncReport(scope=sync_run.scope, actor=Actor.system(f"mlflow-sync:{trigger}"))
+    report = SyncReport(actor=Actor.system(f"mlflow-sync:{trigger}"))
     newer = _newer_scopes(sync_run)
     if "" in newer or (model_name and model_name in newer):
         report.superseded = True

@@ -86,3 +86,17 @@ def test_last_sync_failure_is_reported(client: Client, mlflow_down: str) -> None
 
     assert body["last_sync"]["last_success_at"] is None
     assert "MLflow is unavailable" in body["last_sync"]["last_error"]
+
+
+def test_credentials_in_any_failing_check_are_scrubbed(
+    client: Client, mlflow_store: MlflowStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse() -> None:
+        raise ConnectionError("could not reach postgres://registry:s3cret@db:5432/registry\nmore")
+
+    monkeypatch.setattr(health, "_check_database", refuse)
+
+    detail = client.get("/healthz").json()["checks"]["database"]["detail"]
+
+    assert "s3cret" not in detail
+    assert detail == "ConnectionError: could not reach postgres://***@db:5432/registry"
