@@ -1,4 +1,5 @@
-"""Admin for the role catalogue and role grants. Grants go through the services, never the ORM."""
+"""Admin for roles, grants, policies and risk tiers: every change goes through a service, which
+validates it and writes the log event; the workflow's records are read-only here."""
 
 from __future__ import annotations
 
@@ -12,7 +13,22 @@ from django.forms import ModelForm
 from django.http import HttpRequest
 
 from compliance import services
-from compliance.models import RoleAssignment, SecurityRole
+from compliance.forms import PromotionPolicyAdminForm
+from compliance.models import (
+    ApiToken,
+    Approval,
+    Incident,
+    ModelRiskTier,
+    Notification,
+    PromotionPolicy,
+    PromotionRequest,
+    RoleAssignment,
+    SecurityRole,
+)
+from compliance.policies import policy_save
+from compliance.risk import risk_tier_set
+from compliance.selectors import actor_for
+from config.admin_base import ReadOnlyAdmin
 from config.errors import DomainError
 
 
@@ -118,3 +134,127 @@ class RoleAssignmentAdmin(admin.ModelAdmin[RoleAssignment]):
             )
             revoked += 1
         self.message_user(request, f"Revoked {revoked} grant(s).", messages.SUCCESS)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """Tokens are created and revoked by their owners (UI, API, command); hashes stay hidden."""
+
+    list_display = ["prefix", "user", "name", "scopes", "expires_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["prefix", "user__username", "name"]
+    exclude = ["secret_hash"]
+
+
+@admin.register(PromotionPolicy)
+class PromotionPolicyAdmin(admin.ModelAdmin[PromotionPolicy]):
+    """Saved through ``policy_save``: validated as a whole (errors show on the form) and logged
+    as ``policy.changed``. Never deleted here: a deletion would not be logged."""
+
+    form = PromotionPolicyAdminForm
+    list_display = [
+        "alias",
+        "risk_tier",
+        "approvals",
+        "is_default",
+        "updated_at",
+        "updated_by_name",
+    ]
+    list_filter = ["alias", "risk_tier", "is_default"]
+    readonly_fields = ["is_default", "updated_at", "updated_by_name"]
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: PromotionPolicy | None = None
+    ) -> list[str]:
+        # (alias, tier) is the policy's identity: another pair is another policy.
+        fixed = ["alias", "risk_tier"] if obj else []
+        return [*fixed, *self.readonly_fields]
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: PromotionPolicy | None = None
+    ) -> bool:
+        return False
+
+    def save_model(
+        self,
+        request: HttpRequest,
+        obj: PromotionPolicy,
+        form: ModelForm[PromotionPolicy],
+        change: bool,
+    ) -> None:
+        assert isinstance(form, PromotionPolicyAdminForm)  # noqa: S101  (self.form)
+        saved = policy_save(document=form.document, actor=actor_for(_staff(request)))
+        obj.pk = saved.pk
+        obj.updated_at, obj.updated_by_name = saved.updated_at, saved.updated_by_name
+
+
+@admin.register(ModelRiskTier)
+class ModelRiskTierAdmin(admin.ModelAdmin[ModelRiskTier]):
+    """Classified through ``risk_tier_set``, which logs ``risk_tier.changed``."""
+
+    list_display = ["registered_model", "tier", "set_by_name", "set_at", "reason"]
+    list_filter = ["tier"]
+    search_fields = ["registered_model__name"]
+    list_select_related = ["registered_model"]
+    fields = ["registered_model", "tier", "reason", "set_by_name", "set_at"]
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: ModelRiskTier | None = None
+    ) -> list[str]:
+        return ["registered_model", "set_by_name", "set_at"] if obj else ["set_by_name", "set_at"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: ModelRiskTier | None = None) -> bool:
+        return False
+
+    def save_model(
+        self,
+        request: HttpRequest,
+        obj: ModelRiskTier,
+        form: ModelForm[ModelRiskTier],
+        change: bool,
+    ) -> None:
+        saved = risk_tier_set(
+            registered_model=obj.registered_model,
+            tier=obj.tier,
+            actor=actor_for(_staff(request), registered_model=obj.registered_model),
+            reason=obj.reason,
+        )
+        obj.pk = saved.pk
+        obj.set_by_name, obj.set_at = saved.set_by_name, saved.set_at
+
+
+@admin.register(PromotionRequest)
+class PromotionRequestAdmin(ReadOnlyAdmin):
+    """Requests move only through the workflow's services (the web UI, the API)."""
+
+    list_display = ["id", "registered_model", "version", "alias", "status", "break_glass",
+                    "requested_by", "requested_at"]  # fmt: skip
+    list_filter = ["status", "break_glass", "alias", "risk_tier"]
+    search_fields = ["registered_model__name", "alias", "requested_by__username"]
+    list_select_related = ["registered_model", "version", "requested_by"]
+
+
+@admin.register(Approval)
+class ApprovalAdmin(ReadOnlyAdmin):
+    list_display = ["request", "approver_name", "decision", "roles", "decided_at", "voided_at"]
+    list_filter = ["decision"]
+    search_fields = ["approver_name", "attestation_digest"]
+    list_select_related = ["request__registered_model", "request__version"]
+
+
+@admin.register(Incident)
+class IncidentAdmin(ReadOnlyAdmin):
+    """Resolved on the Incidents page, with a resolution that is logged."""
+
+    list_display = ["id", "kind", "status", "registered_model", "summary", "opened_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["summary", "registered_model__name"]
+    list_select_related = ["registered_model"]
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ["user", "message", "created_at", "read_at"]
+    list_filter = [("read_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__username", "message"]
+    list_select_related = ["user"]

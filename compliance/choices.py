@@ -22,3 +22,51 @@ class LifecyclePhase(models.TextChoices):
     EVALUATION = "evaluation", "Evaluation"
     DEPLOYMENT = "deployment", "Deployment"
     MONITORING = "monitoring", "Monitoring"
+
+
+class ApiTokenScope(models.TextChoices):
+    """What an API token may be used for. Scopes are independent: ``attest`` does not imply
+    ``read``; a token holds each scope its pipeline needs."""
+
+    READ = "read", "Read (safe methods)"
+    ATTEST = "attest", "Submit attestations"
+    APPROVE = "approve", "Approve or reject promotions"
+
+
+class RiskTier(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class PromotionStatus(models.TextChoices):
+    """draft → pending → approved → executing → promoted, or rejected / withdrawn / expired /
+    failed. The allowed moves are ``PROMOTION_TRANSITIONS`` (compliance/promotions.py)."""
+
+    DRAFT = "draft", "Draft"
+    PENDING = "pending", "Pending approval"
+    APPROVED = "approved", "Approved"
+    EXECUTING = "executing", "Executing in MLflow"
+    PROMOTED = "promoted", "Promoted"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    EXPIRED = "expired", "Expired"
+    FAILED = "failed", "Failed"
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+
+
+class IncidentKind(models.TextChoices):
+    OUT_OF_BAND_ALIAS = "out_of_band_alias", "Alias changed outside the registry"
+    BREAK_GLASS = "break_glass", "Break-glass promotion to review"
+    INTEGRITY = "integrity", "Integrity failure"
+    SECURITY = "security", "Security finding"
+
+
+class IncidentStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"

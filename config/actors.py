@@ -17,3 +17,9 @@ def actor_for_user(user: User | AnonymousUser) -> Actor:
     from compliance.selectors import actor_for  # noqa: PLC0415  (wiring across the layers)
 
     return actor_for(user)
+
+
+def actor_for_user_id(user_id: int | None, *, fallback: str = "registry:worker") -> Actor:
+    """The actor for work a person asked for that runs later (a Celery task gets their id)."""
+    user = User.objects.filter(pk=user_id).first() if user_id is not None else None
+    return actor_for_user(user) if user is not None else Actor.system(fallback)

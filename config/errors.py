@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.http import JsonResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
@@ -66,9 +68,22 @@ def error_json(exc: DomainError) -> JsonResponse:
     return JsonResponse(error_body(exc.code, exc.detail), status=exc.status)
 
 
+@csrf_exempt  # it changes nothing; a POST there deserves the same JSON 404 as a GET
+def api_not_found(request: HttpRequest, unmatched: str = "") -> JsonResponse:
+    """A path under ``/api/`` that no endpoint serves (``/api/v1/datasets/abc``, say): the API's
+    own 404, in its format, rather than Django's HTML page."""
+    return error_json(NotFound("there is nothing at this address", code="not_found"))
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.detail), status=exc.status)
+    # Django's own (from get_object_or_404, or DRF's renderer choice for ``?format=``) get the
+    # format too: DRF's handler would answer them with a bare ``{"detail"}``.
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
     response = drf_default_handler(exc, context)
     if response is None:
         return None

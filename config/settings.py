@@ -146,6 +146,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "compliance.context_processors.inbox",
             ],
         },
     },
@@ -232,13 +233,53 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
-# --- REST framework -------------------------------------------------------------------------
+# --- REST framework, API tokens, throttling -------------------------------------------------
+
+_THROTTLE_PERIODS = {"s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day"}
+
+
+def _throttle_rate(name: str, default: str | None) -> str | None:
+    """A DRF rate such as ``60/minute``; ``off`` (or ``none``) turns the throttle off."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"off", "none"}:
+        return None
+    count, _, period = value.partition("/")
+    if not count.isdigit() or int(count) < 1 or period not in _THROTTLE_PERIODS:
+        raise ImproperlyConfigured(
+            f"{name}: expected a rate like 60/minute (per second, minute, hour or day) "
+            f"or off, got {raw!r}"
+        )
+    return value
+
+
+# Embedded mode (make run, make test) does not throttle unless asked to; production does.
+API_THROTTLE_ANON_RATE = _throttle_rate("API_THROTTLE_ANON_RATE", None if DEBUG else "60/minute")
+API_THROTTLE_TOKEN_RATE = _throttle_rate(
+    "API_THROTTLE_TOKEN_RATE", None if DEBUG else "1200/minute"
+)
+# How many proxies append to X-Forwarded-For in front of the service: the anonymous throttle
+# trusts the address the outermost of them saw, and nothing a client wrote itself.
+API_THROTTLE_NUM_PROXIES = _int("API_THROTTLE_NUM_PROXIES", 0 if DEBUG else 1)
+API_TOKEN_MAX_DAYS = _int("API_TOKEN_MAX_DAYS", 90, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "compliance.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "compliance.permissions.HasTokenScope",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "compliance.permissions.AnonymousRateThrottle",
+        "compliance.permissions.TokenRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"anon": API_THROTTLE_ANON_RATE, "token": API_THROTTLE_TOKEN_RATE},
+    "NUM_PROXIES": API_THROTTLE_NUM_PROXIES,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
 }
@@ -248,6 +289,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.error_responses",  # the error responses every operation can give
+    ],
 }
 
 # --- MLflow ---------------------------------------------------------------------------------
@@ -281,6 +326,9 @@ if ATTESTATION_KEY_SCHEME not in {"ecdsa-sha2-nistp256", "ed25519"}:
     raise ImproperlyConfigured("ATTESTATION_KEY_SCHEME: use ecdsa-sha2-nistp256 or ed25519")
 
 ATTESTATION_MAX_BYTES = _int("ATTESTATION_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# Django must let an upload up to the limit be read, so the API refuses larger ones itself
+# (a JSON payload_too_large, logged) rather than Django answering with an HTML page.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, ATTESTATION_MAX_BYTES + 65_536)
 SIGSTORE_TRUSTED_ROOT = os.environ.get("SIGSTORE_TRUSTED_ROOT", "")
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -300,6 +348,21 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    "rescan-outdated": {
+        "task": "registry.tasks.model_versions_rescan_outdated",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
+    "promotion-expiry": {
+        "task": "compliance.tasks.promotion_requests_expire",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
+    "promotion-resume": {
+        "task": "compliance.tasks.promotion_requests_resume",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
     "mlflow-reconcile": {
         "task": "registry.tasks.mlflow_reconcile",
         "schedule": float(MLFLOW_SYNC_INTERVAL),
@@ -339,3 +402,28 @@ LOGGING = {
 }
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "secmlops-registry@localhost")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = _int("EMAIL_PORT", 25, minimum=1)
+EMAIL_USE_TLS = _bool("EMAIL_USE_TLS", False)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _read_secret("EMAIL_HOST_PASSWORD") or ""
+# Links in notifications point here (the address users reach the UI at).
+REGISTRY_BASE_URL = os.environ.get("REGISTRY_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# How long a promotion may sit in ``executing`` (MLflow down) before beat re-queues it.
+PROMOTION_RESUME_AFTER = _int("PROMOTION_RESUME_AFTER", 600, minimum=60)
+
+# --- Model scanning (docs/configuration.md) ---------------------------------------------------
+
+SCAN_POLICY = os.environ.get("SCAN_POLICY", "strict")
+if SCAN_POLICY not in {"strict", "lenient"}:
+    raise ImproperlyConfigured("SCAN_POLICY: must be strict or lenient")
+# Extra pickle imports to accept (e.g. "sklearn.*,xgboost.core.Booster"); denylisted ones stay.
+SCAN_EXTRA_ALLOWED_IMPORTS = [
+    item.strip()
+    for item in os.environ.get("SCAN_EXTRA_ALLOWED_IMPORTS", "").split(",")
+    if item.strip()
+]
+SCAN_MAX_FILE_SIZE = _int("SCAN_MAX_FILE_SIZE", 64 * 1024**3, minimum=1)
+SCAN_SCANNER_TIMEOUT = _int("SCAN_SCANNER_TIMEOUT", 300, minimum=1)
+SCAN_TASK_TIME_LIMIT = _int("SCAN_TASK_TIME_LIMIT", 3600, minimum=60)

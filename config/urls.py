@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.errors import api_not_found
 from config.health import healthz
+from provenance.api.signers import SignerListApi
 from provenance.api.views import SigningKeysApi
 from provenance.views import log_status
-from registry.api.views import AttestationSubmitApi
 from registry.views import mlflow_webhook
 
 urlpatterns = [
@@ -26,8 +27,10 @@ urlpatterns = [
     path("governance/log/", log_status, name="log-status"),
     path("api/v1/log/", include("provenance.api.urls")),
     path("api/v1/keys", SigningKeysApi.as_view(), name="signing-keys"),
-    path("api/v1/models/", include("registry.api.urls")),
-    path("api/v1/attestations", AttestationSubmitApi.as_view(), name="attestation-submit"),
+    path("api/v1/signers", SignerListApi.as_view(), name="api-signer-list"),
+    path("api/v1/", include("registry.api.urls")),
+    path("api/v1/", include("compliance.api.urls")),
+    re_path(r"^api/v1/(?P<unmatched>.*)$", api_not_found),  # last of the API: a JSON 404
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
+import functools
 import hashlib
 import json
 import math
@@ -83,10 +83,12 @@ __all__ = [
     "ParsedEnvelope",
     "RejectionCode",
     "SigstoreResult",
+    "TrustedKeys",
     "check_predicate_type",
     "generate_signing_key",
     "key_id",
     "parse_envelope",
+    "parse_key_bundle",
     "public_pem",
     "sign_statement",
     "signer_from_pem",
@@ -275,18 +277,53 @@ def _crypto_public_key(public_key_dict: Mapping[str, Any]) -> PublicKeyTypes:
     return load_pem_public_key(public.encode("utf-8"))
 
 
+class _LoadedKey(SSlibKey):
+    """An ``SSlibKey`` that parses its public key once instead of on every signature.
+
+    ``SSlibKey.verify_signature`` re-reads the key's PEM on each call (its ``_crypto_key``); here
+    that method returns the key object loaded when the trusted key was checked. The signature
+    check itself — scheme dispatch, key type and curve checks, hash — is still
+    securesystemslib's. Should a securesystemslib release rename ``_crypto_key``, the override
+    goes unused and verification stays correct, only slower.
+    """
+
+    def __init__(self, key: SSlibKey, crypto_key: PublicKeyTypes) -> None:
+        super().__init__(key.keyid, key.keytype, key.scheme, key.keyval, key.unrecognized_fields)
+        self._loaded = crypto_key
+
+    def _crypto_key(self) -> PublicKeyTypes:
+        return self._loaded
+
+
 def _load_trusted_key(keyid: str, public_key_dict: Mapping[str, Any]) -> SSlibKey:
     """A trusted key, checked up front: a broken trust configuration must not read as a bad
-    signature on somebody's upload."""
+    signature on somebody's upload.
+
+    Loaded keys are cached by key id and content (a trusted key is checked against thousands
+    of envelopes in a re-verification): the cache key is the whole key dict, so a changed dict
+    is a different key, and *which* keys are trusted stays the caller's decision every call.
+    """
     try:
-        _crypto_public_key(public_key_dict)
-        # Key.from_dict consumes the dict it is given; never hand it the caller's.
-        key = Key.from_dict(keyid, copy.deepcopy(dict(public_key_dict)))
+        content = json.dumps(public_key_dict, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"trusted key {keyid!r} is not a usable public key: {exc}") from exc
+    return _load_trusted_key_content(keyid, content)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_trusted_key_content(keyid: str, content: str) -> SSlibKey:
+    # A fresh dict from the JSON text: Key.from_dict consumes what it is given, never the
+    # caller's dict (nor a cached one). Failures raise, and lru_cache caches no exception.
+    public_key_dict = json.loads(content)
+    try:
+        crypto_key = _crypto_public_key(public_key_dict)
+        key = Key.from_dict(keyid, public_key_dict)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"trusted key {keyid!r} is not a usable public key: {exc}") from exc
     if not isinstance(key, SSlibKey):
         raise ValueError(f"trusted key {keyid!r} is not a securesystemslib key")
-    return key
+    # A subclass may verify its own way: only a plain SSlibKey gets the preloaded key.
+    return _LoadedKey(key, crypto_key) if type(key) is SSlibKey else key
 
 
 # --------------------------------------------------------------------------
@@ -370,17 +407,19 @@ def _strict_json(data: bytes, what: str) -> Any:
     bytes could see a different value from the one we checked.
     """
     try:
-        document = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_object_without_duplicates,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-        )
+        text = data.decode("utf-8")
+        if text.startswith("\ufeff"):  # what json.loads says of a byte-order mark
+            raise ValueError("Unexpected UTF-8 BOM (decode using utf-8-sig)")
+        document = _STRICT_DECODER.decode(text)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise AttestationRejected(
             RejectionCode.MALFORMED_JSON, f"{what} is not valid JSON: {_truncated(str(exc))}"
         ) from exc
-    if any(not _is_unicode(text) for text in _strings_in(document)):
+    # Strict UTF-8 decoding never yields a surrogate: only a \uD800-\uDFFF escape can, so the
+    # walk over every string is needed only when the text holds one.
+    if _SURROGATE_ESCAPE.search(text) and any(
+        not _is_unicode(string) for string in _strings_in(document)
+    ):
         raise AttestationRejected(
             RejectionCode.MALFORMED_JSON, f"{what} contains an unpaired UTF-16 surrogate"
         )
@@ -404,6 +443,16 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"number {text[:20]} is out of range")
     return value
+
+
+# One decoder for every parse (json.loads builds a new one per call when given hooks); it keeps
+# no state between calls, which is why json.loads itself shares one.
+_STRICT_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object_without_duplicates,
+    parse_constant=_reject_constant,
+    parse_float=_finite_float,
+)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _strings_in(document: Any) -> Iterator[str]:
@@ -455,7 +504,30 @@ def _b64decode(text: str, what: str) -> bytes:
     Refusing non-canonical encodings (stray characters, set padding bits) removes one way to
     make byte-different copies of the same signed envelope, which would defeat deduplication
     by envelope digest.
+
+    Text that re-encodes to itself is canonical in one alphabet, which is all the checks below
+    ask: that test alone decides the common case, and only a refusal goes through the checks
+    one by one to say what is wrong.
     """
+    try:
+        encoded = text.encode("ascii")
+        urlsafe = b"-" in encoded or b"_" in encoded
+        standard = encoded.translate(_URLSAFE_TO_STANDARD) if urlsafe else encoded
+        data = binascii.a2b_base64(standard, strict_mode=True)
+    except (UnicodeEncodeError, binascii.Error, ValueError):
+        return _b64decode_or_reject(text, what)
+    again = binascii.b2a_base64(data, newline=False)
+    if (again.translate(_STANDARD_TO_URLSAFE) if urlsafe else again) != encoded:
+        return _b64decode_or_reject(text, what)
+    return data
+
+
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_STANDARD_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _b64decode_or_reject(text: str, what: str) -> bytes:
+    """The same acceptance as :func:`_b64decode`, checked step by step for the reason."""
     alphabet = _b64_alphabet(text, what)
     try:
         data = base64.b64decode(text, altchars=alphabet, validate=True)
@@ -591,17 +663,66 @@ def check_predicate_type(predicate_type: str) -> None:
     )
 
 
+def parse_key_bundle(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedEnvelope | None:
+    """A Sigstore bundle signed with a plain key (``model.sig``), as the DSSE envelope inside.
+
+    model_signing's key-signed ``model.sig`` is a Sigstore bundle v0.3 whose verification
+    material is a public-key hint, not a certificate: its DSSE envelope is checked against the
+    trusted keys like any uploaded envelope. Returns None for a certificate (keyless) bundle.
+    ``raw`` and ``envelope_digest`` stay those of the bundle bytes received.
+    """
+    _reject_if_too_large(raw, max_bytes, "bundle")
+    document = _strict_json(raw, "bundle")
+    if not isinstance(document, dict):
+        raise AttestationRejected(RejectionCode.MALFORMED_BUNDLE, "bundle is not a JSON object")
+    material = document.get("verificationMaterial")
+    if not isinstance(material, dict) or "publicKey" not in material:
+        return None
+    envelope = document.get("dsseEnvelope")
+    if not isinstance(envelope, dict):
+        raise AttestationRejected(
+            RejectionCode.MALFORMED_BUNDLE, "a key-signed bundle must hold a dsseEnvelope"
+        )
+    # Re-encoding the envelope's JSON wrapper is harmless: signatures cover PAE(type, payload),
+    # and the payload bytes are decoded from the same base64 text.
+    parsed = parse_envelope(json.dumps(envelope).encode(), max_bytes=max_bytes)
+    return ParsedEnvelope(
+        raw=raw,
+        payload_type=parsed.payload_type,
+        payload=parsed.payload,
+        statement=parsed.statement,
+        signatures=parsed.signatures,
+        envelope_digest=hashlib.sha256(raw).hexdigest(),
+    )
+
+
 # --------------------------------------------------------------------------
 # Verifying DSSE signatures
 # --------------------------------------------------------------------------
 
 
+class TrustedKeys:
+    """Trusted public keys checked and loaded once, to verify many envelopes against.
+
+    ``keys`` maps keyid to a securesystemslib public key dict, as :func:`verify_envelope`
+    takes; a key that is not a usable public key raises ``ValueError`` here.
+    """
+
+    __slots__ = ("loaded",)
+
+    def __init__(self, keys: Mapping[str, Mapping[str, Any]]) -> None:
+        self.loaded: Mapping[str, SSlibKey] = {
+            keyid: _load_trusted_key(keyid, key) for keyid, key in keys.items()
+        }
+
+
 def verify_envelope(
-    parsed: ParsedEnvelope, trusted_keys: Mapping[str, Mapping[str, Any]]
+    parsed: ParsedEnvelope, trusted_keys: Mapping[str, Mapping[str, Any]] | TrustedKeys
 ) -> list[str]:
     """The trusted key ids whose signatures verify over ``PAE(payloadType, payload)``.
 
-    ``trusted_keys`` maps keyid to a securesystemslib public key dict.  A signature naming a
+    ``trusted_keys`` maps keyid to a securesystemslib public key dict (or is those keys
+    loaded once, :class:`TrustedKeys`, when many envelopes are checked).  A signature naming a
     trusted keyid must verify, or the whole envelope is ``bad_signature``: a forged signature
     under a trusted name is an attack, not noise.  Signatures naming other keyids are ignored;
     signatures with no keyid (DSSE makes it optional) are tried against every trusted key.
@@ -610,7 +731,11 @@ def verify_envelope(
     We use securesystemslib's ``Envelope.pae`` and ``SSlibKey.verify_signature`` rather than
     ``Envelope.verify``, which silently skips failing signatures and needs keyids.
     """
-    keys = {keyid: _load_trusted_key(keyid, key) for keyid, key in trusted_keys.items()}
+    keys = (
+        trusted_keys.loaded
+        if isinstance(trusted_keys, TrustedKeys)
+        else TrustedKeys(trusted_keys).loaded
+    )
     pae = Envelope(parsed.payload, parsed.payload_type, {}).pae()
     verified: list[str] = []
     for signature in parsed.signatures:

@@ -243,10 +243,21 @@ class TrustedSigner(models.Model):
 class AttestationFormat(models.TextChoices):
     DSSE = "dsse", "DSSE envelope"
     SIGSTORE = "sigstore", "Sigstore bundle"
+    MODEL_SIG = "model_sig", "model.sig (key-signed Sigstore bundle)"
+
+
+class VerificationStatus(models.TextChoices):
+    VERIFIED = "verified", "Verified"
+    FAILED = "failed", "Failed re-verification"
 
 
 class Attestation(models.Model):
-    """A verified attestation, its bytes kept verbatim (never re-serialised) and deduplicated."""
+    """A verified attestation, its bytes kept verbatim (never re-serialised) and deduplicated.
+
+    ``signer`` is set for attestations from pipelines, ``signing_key`` for those the registry
+    signed itself. The verification columns record the latest re-verification: a signature that
+    verified at the door can stop verifying when its signer is distrusted or the bytes change.
+    """
 
     envelope = models.BinaryField()
     envelope_digest = models.CharField(max_length=64, unique=True)
@@ -260,9 +271,20 @@ class Attestation(models.Model):
         SigningKey, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     received_at = models.DateTimeField()
+    verification_status = models.CharField(
+        max_length=16, choices=VerificationStatus.choices, default=VerificationStatus.VERIFIED
+    )
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verification_problem = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-received_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(signer__isnull=False) | models.Q(signing_key__isnull=False),
+                name="attestation_has_signer",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.predicate_type} sha256:{self.envelope_digest[:12]}"
@@ -284,3 +306,115 @@ class AttestationSubject(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} in {self.attestation_id}"
+
+
+class NodeKind(models.TextChoices):
+    DATASET = "dataset", "Dataset"
+    RUN = "run", "Run"
+    MODEL_VERSION = "model_version", "Model version"
+    BASE_MODEL = "base_model", "Base model"
+    EVALUATION = "evaluation", "Evaluation"
+    ALIAS = "alias", "Alias"
+
+
+class EdgeRelation(models.TextChoices):
+    """How the downstream node relates to the upstream one (edges point downstream)."""
+
+    TRAINED_ON = "trained-on", "trained on"
+    PRODUCED = "produced", "produced"
+    EVALUATED_BY = "evaluated-by", "evaluated by"
+    DERIVED_FROM = "derived-from", "derived from"
+    PROMOTED_TO = "promoted-to", "promoted to"
+
+
+class LineageNode(models.Model):
+    """A thing in the lineage graph, named by ``kind`` and a stable ``key``.
+
+    Keys: datasets and base models ``sha256:<hex>``; runs their run id (the MLflow run id or the
+    pipeline's invocation id); model versions ``<name>/<version>``; evaluations the digest of
+    the attestation that reports them; aliases ``<name>@<alias>``. ``artifact`` is set when the
+    registry holds an artifact for the node (a hashed model, an attested dataset).
+    """
+
+    kind = models.CharField(max_length=16, choices=NodeKind.choices)
+    key = models.CharField(max_length=600)
+    label = models.CharField(max_length=500, blank=True, default="")
+    artifact = models.ForeignKey(
+        Artifact, on_delete=models.PROTECT, null=True, blank=True, related_name="lineage_nodes"
+    )
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["kind", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "key"], name="lineage_node_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.key}"
+
+
+class LineageEdge(models.Model):
+    """``upstream`` → ``downstream``, proven by one verified attestation.
+
+    Edges are derived from attestations, never typed in. The same pair may be proven by several
+    attestations (one edge each). ``ended_at`` closes an edge that stopped being true — an alias
+    that moved away — without erasing that it once was.
+    """
+
+    upstream = models.ForeignKey(LineageNode, on_delete=models.PROTECT, related_name="out_edges")
+    downstream = models.ForeignKey(LineageNode, on_delete=models.PROTECT, related_name="in_edges")
+    relation = models.CharField(max_length=16, choices=EdgeRelation.choices)
+    attestation = models.ForeignKey(
+        Attestation, on_delete=models.PROTECT, related_name="lineage_edges"
+    )
+    created_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["upstream", "downstream", "relation", "attestation"],
+                name="lineage_edge_unique",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(upstream=models.F("downstream")), name="lineage_edge_no_loop"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.upstream} -{self.relation}-> {self.downstream}"
+
+
+class ScanVerdict(models.TextChoices):
+    CLEAN = "clean", "Clean"
+    WARNING = "warning", "Warning"
+    UNKNOWN = "unknown", "Unknown"
+    UNSAFE = "unsafe", "Unsafe"
+
+
+class ModelScan(models.Model):
+    """One scan of a model artifact's files for embedded code, signed by the registry.
+
+    ``report`` is the full per-file report (provenance/model_scan.py); ``scanners`` the
+    scanner names and versions, so a scanner upgrade can trigger a re-scan. Never updated:
+    every scan is a new row, the latest is the one that counts.
+    """
+
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="scans")
+    verdict = models.CharField(max_length=16, choices=ScanVerdict.choices)
+    policy = models.CharField(max_length=32)
+    scanners = models.JSONField(default=list)
+    report = models.JSONField()
+    counts = models.JSONField(default=dict)
+    attestation = models.ForeignKey(Attestation, on_delete=models.PROTECT, related_name="+")
+    scanned_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-scanned_at", "-id"]
+        indexes = [models.Index(fields=["artifact", "-scanned_at"], name="model_scan_latest_idx")]
+
+    def __str__(self) -> str:
+        return f"scan of {self.artifact}: {self.verdict}"

@@ -51,3 +51,12 @@ class HashStatus(models.TextChoices):
     HASHING = "hashing", "Hashing"
     HASHED = "hashed", "Hashed"
     FAILED = "failed", "Hashing failed"
+
+
+class ScanStatus(models.TextChoices):
+    """Where a version is in being scanned for embedded code."""
+
+    PENDING = "pending", "Waiting to be scanned"
+    SCANNING = "scanning", "Scanning"
+    SCANNED = "scanned", "Scanned"
+    FAILED = "failed", "Scan failed"

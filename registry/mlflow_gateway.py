@@ -343,6 +343,26 @@ def download_model_version(name: str, version: int, destination: Path) -> Path:
     return Path(downloaded)
 
 
+def alias_version(name: str, alias: str) -> int | None:
+    """The version ``alias`` points at in MLflow now, or None when it is not set."""
+    try:
+        entity = _translate(client().get_model_version_by_alias, name, alias)
+    except MlflowError:  # MLflow answers "no such alias" as an invalid parameter
+        return None
+    return int(entity.version)
+
+
+def alias_set(name: str, alias: str, version: int) -> None:
+    """Point ``alias`` at ``version`` (idempotent: setting it where it is changes nothing)."""
+    _translate(client().set_registered_model_alias, name, alias, str(version))
+
+
+def alias_delete(name: str, alias: str) -> None:
+    """Remove ``alias`` (idempotent: removing an alias that is not set is not an error)."""
+    if alias_version(name, alias) is not None:
+        _translate(client().delete_registered_model_alias, name, alias)
+
+
 def webhook_ensure(*, name: str, url: str, secret: str, events: Sequence[str]) -> str:
     """Create or update the registry's webhook in MLflow; returns its id."""
     mlflow_client = client()
@@ -371,6 +391,9 @@ __all__ = [
     "MlflowUnavailable",
     "MlflowVersion",
     "RegistrySnapshot",
+    "alias_delete",
+    "alias_set",
+    "alias_version",
     "ensure_local_store",
     "fetch_snapshot",
     "ping",

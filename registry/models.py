@@ -14,6 +14,7 @@ from registry.choices import (
     AliasChangeSource,
     HashStatus,
     MlflowVersionStatus,
+    ScanStatus,
     SyncStatus,
     SyncTrigger,
     VersionStatus,
@@ -75,6 +76,22 @@ class Dataset(models.Model):
     source = models.TextField(blank=True, default="")
     schema = models.JSONField(null=True, blank=True)
     profile = models.JSONField(null=True, blank=True)
+    # The sha256 identity a verified attestation gave this record (ARCHITECTURE: datasets are
+    # identified by digest; MLflow's own digest is a short, unkeyed fingerprint).
+    artifact = models.ForeignKey(
+        "provenance.Artifact",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="mlflow_datasets",
+    )
+    linked_by = models.ForeignKey(
+        "provenance.Attestation",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     first_seen_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -143,6 +160,10 @@ class ModelVersion(models.Model):
     hash_progress = models.JSONField(default=dict, blank=True, help_text="bytes done / total")
     hash_error = models.TextField(blank=True, default="")
     hashed_at = models.DateTimeField(null=True, blank=True)
+    scan_status = models.CharField(
+        max_length=16, choices=ScanStatus.choices, default=ScanStatus.PENDING
+    )
+    scan_error = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["registered_model__name", "-version"]
@@ -255,3 +276,29 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delivery_id or '(no id)'} {self.outcome}"
+
+
+class ExpectedAliasChange(models.Model):
+    """An alias move the registry itself is about to make in MLflow (a promotion, a rollback,
+    a revert): when sync sees it, it is the registry's, not an out-of-band change.
+
+    ``to_version`` null means the alias is to be removed. Consumed once seen or recorded.
+    """
+
+    registered_model = models.ForeignKey(
+        RegisteredModel, on_delete=models.PROTECT, related_name="+"
+    )
+    alias = models.CharField(max_length=256)
+    to_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reference = models.CharField(max_length=128, help_text="what asked for it, e.g. promotion:12")
+    actor_name = models.CharField(max_length=256)
+    created_at = models.DateTimeField()
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.registered_model_id}@{self.alias} -> {self.to_version_id}"

@@ -7,7 +7,9 @@ from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from provenance.models import Artifact, ModelSignature
+from provenance import selectors as provenance_selectors
+from provenance.models import Artifact, Attestation, ModelScan, ModelSignature, NodeKind
+from provenance.predicates import PREDICATE_VERIFICATION
 from registry.choices import SyncStatus, VersionStatus
 from registry.models import (
     AliasHistory,
@@ -119,5 +121,57 @@ def measured_digest(subject_name: str) -> str | None:
             registered_model__name=model, version=int(number), model_artifact__isnull=False
         )
         .values_list("model_artifact__digest", flat=True)
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class VersionProvenance:
+    """What is proven about a version: its upstream lineage, the attestations about its
+    files, and the latest re-verification (None if never)."""
+
+    lineage: provenance_selectors.LineageGraph | None
+    attestations: list[Attestation]
+    last_verification: dict[str, Any] | None
+
+
+def version_provenance(*, version: ModelVersion) -> VersionProvenance:
+    name = f"{version.registered_model.name}/{version.version}"
+    node = provenance_selectors.lineage_node_get(kind=NodeKind.MODEL_VERSION, key=name)
+    lineage = (
+        provenance_selectors.lineage_graph(start=[node], direction="upstream", depth=10)
+        if node is not None
+        else None
+    )
+    digest = version.model_artifact.digest if version.model_artifact else None
+    attestations = (
+        list(provenance_selectors.attestations_about(digests=[digest]).order_by("-received_at"))
+        if digest
+        else []
+    )
+    return VersionProvenance(
+        lineage=lineage,
+        attestations=attestations,
+        last_verification=provenance_selectors.latest_registry_statement(
+            subject_name=name, predicate_type=PREDICATE_VERIFICATION
+        ),
+    )
+
+
+def scan_verdict(*, version: ModelVersion) -> str | None:
+    """The verdict of the latest scan of the version's files (clean, warning, unsafe, unknown);
+    None when they have not been scanned."""
+    latest = version_scan(version=version)
+    return latest.verdict if latest else None
+
+
+def version_scan(*, version: ModelVersion) -> ModelScan | None:
+    """The latest scan of the files the version has now (its current model digest)."""
+    if version.model_artifact_id is None:
+        return None
+    return (
+        ModelScan.objects.filter(artifact_id=version.model_artifact_id)
+        .select_related("attestation")
+        .defer("attestation__envelope")
         .first()
     )

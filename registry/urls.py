@@ -9,4 +9,14 @@ urlpatterns = [
     path("", views.model_list, name="model-list"),
     path("<str:name>/", views.model_detail, name="model-detail"),
     path("<str:name>/versions/<int:version>/", views.version_detail, name="version-detail"),
+    path(
+        "<str:name>/versions/<int:version>/rescan",
+        views.version_rescan,
+        name="version-rescan",
+    ),
+    path(
+        "<str:name>/versions/<int:version>/reverify",
+        views.version_reverify,
+        name="version-reverify",
+    ),
 ]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import error_json
-from registry import selectors, services
+from registry import selectors, services, tasks
 from registry.webhooks import WebhookRefused
 
 MAX_WEBHOOK_BODY = 1024 * 1024
@@ -42,7 +44,44 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
     model_version = selectors.version_get(name=name, version=version)
     if model_version is None:
         raise Http404("No such model version")
-    return render(request, "registry/version_detail.html", {"mv": model_version})
+    context = {
+        "mv": model_version,
+        "provenance": selectors.version_provenance(version=model_version),
+        "scan": selectors.version_scan(version=model_version),
+    }
+    return render(request, "registry/version_detail.html", context)
+
+
+@login_required
+@require_POST
+def version_rescan(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    """Queue a new scan of the version's files (the result appears on the version page)."""
+    model_version = selectors.version_get(name=name, version=version)
+    if model_version is None:
+        raise Http404("No such model version")
+    if model_version.model_artifact is None:
+        messages.error(request, "This version has not been hashed yet: it is scanned after.")
+    else:
+        version_pk = model_version.pk
+        transaction.on_commit(lambda: tasks.model_version_scan.delay(version_pk))
+        messages.success(request, "Scan queued: reload this page for the result.")
+    return redirect("registry:version-detail", name=name, version=version)
+
+
+@login_required
+@require_POST
+def version_reverify(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    """Queue a re-hash and re-verification (the result appears on the version page)."""
+    model_version = selectors.version_get(name=name, version=version)
+    if model_version is None:
+        raise Http404("No such model version")
+    if model_version.model_artifact is None:
+        messages.error(request, "This version has not been hashed yet: nothing to re-verify.")
+    else:
+        version_pk, user_pk = model_version.pk, request.user.pk
+        transaction.on_commit(lambda: tasks.model_version_reverify.delay(version_pk, user_pk))
+        messages.success(request, "Re-verification queued: reload this page for the result.")
+    return redirect("registry:version-detail", name=name, version=version)
 
 
 @csrf_exempt  # authenticated by its HMAC signature, not a session

@@ -17,6 +17,7 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.tracking import MlflowClient
 
 from compliance.models import SecurityRole
+from compliance.policies import default_policies_seed
 from compliance.services import role_catalogue_install, role_grant
 from registry import mlflow_gateway
 
@@ -73,6 +74,7 @@ def _default_roles(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("_django_db_helper")
         if not SecurityRole.objects.filter(key="risk_owner").exists():
             role_catalogue_install()
+            default_policies_seed()
 
 
 @pytest.fixture(scope="session")

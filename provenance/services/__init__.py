@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from provenance.log_format import Actor, Event
-from provenance.services.artifacts import HashedModel, model_artifact_record, model_signature_create
+from provenance.services.artifacts import (
+    HashedModel,
+    model_artifact_record,
+    model_digest_measure,
+    model_signature_create,
+)
 from provenance.services.attestations import (
     AttestationRefused,
     Intake,
     attestation_ingest,
+    attestation_refuse_oversize,
+    registry_attestation_issue,
     trusted_signer_add,
 )
 from provenance.services.keys import signing_key_ensure, signing_key_rotate
+from provenance.services.lineage import lineage_derive, version_node_ensure
 from provenance.services.log import (
     checkpoint_issue,
     log_append,
@@ -18,6 +26,8 @@ from provenance.services.log import (
     log_key_register,
     log_verify,
 )
+from provenance.services.scans import model_scan_record
+from provenance.services.verification import ReverifyReport, attestations_reverify
 
 __all__ = [
     "Actor",
@@ -25,15 +35,23 @@ __all__ = [
     "Event",
     "HashedModel",
     "Intake",
+    "ReverifyReport",
     "attestation_ingest",
+    "attestation_refuse_oversize",
+    "attestations_reverify",
     "checkpoint_issue",
+    "lineage_derive",
     "log_append",
     "log_append_many",
     "log_key_register",
     "log_verify",
     "model_artifact_record",
+    "model_digest_measure",
+    "model_scan_record",
     "model_signature_create",
+    "registry_attestation_issue",
     "signing_key_ensure",
     "signing_key_rotate",
     "trusted_signer_add",
+    "version_node_ensure",
 ]

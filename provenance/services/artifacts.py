@@ -16,6 +16,9 @@ from provenance.models import Artifact, ArtifactKind, ModelManifest, ModelSignat
 from provenance.services.keys import signing_key_ensure
 
 logger = logging.getLogger(__name__)
+# MLflow writes this into a version's artifact directory when a model is loaded by its
+# models:/ URI (a local store is changed in place): metadata, not the model, so not hashed.
+MLFLOW_METADATA = ("registered_model_meta",)
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,9 @@ def model_artifact_record(
 
     Hashing happens outside any transaction; recording is idempotent by digest.
     """
-    manifest = model_manifest.compute_manifest(model_dir, on_progress=on_progress)
+    manifest = model_manifest.compute_manifest(
+        model_dir, on_progress=on_progress, ignore=MLFLOW_METADATA
+    )
     with transaction.atomic():
         artifact, created = Artifact.objects.get_or_create(
             digest=manifest.root_digest,
@@ -54,6 +59,15 @@ def model_artifact_record(
                 computed_at=timezone.now(),
             )
     return HashedModel(artifact=artifact, manifest=manifest, created=created)
+
+
+def model_digest_measure(
+    *, model_dir: Path, on_progress: Callable[[int, int], None] | None = None
+) -> str:
+    """The model digest of a directory, recording nothing (re-verification compares it)."""
+    return model_manifest.compute_manifest(
+        model_dir, on_progress=on_progress, ignore=MLFLOW_METADATA
+    ).root_digest
 
 
 def model_signature_create(

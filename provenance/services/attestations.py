@@ -22,13 +22,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.errors import DomainError
+from provenance import signing_keys
 from provenance.attestation_verify import (
+    PREDICATE_MODEL_SIGNING,
     PREDICATE_SLSA_PROVENANCE_V1,
     AttestationRejected,
     ParsedEnvelope,
     RejectionCode,
     key_id,
     parse_envelope,
+    parse_key_bundle,
+    sign_statement,
     verify_envelope,
     verify_sigstore_bundle,
 )
@@ -39,9 +43,14 @@ from provenance.models import (
     Attestation,
     AttestationFormat,
     AttestationSubject,
+    ModelManifest,
     SignerKind,
+    SigningKey,
     TrustedSigner,
 )
+from provenance.predicates import REGISTRY_PREDICATE_TYPES
+from provenance.services.keys import signing_key_ensure
+from provenance.services.lineage import lineage_derive
 from provenance.services.log import log_append
 
 logger = logging.getLogger(__name__)
@@ -56,6 +65,8 @@ class AttestationRefused(DomainError):
         super().__init__(rejected.detail, code=str(rejected.code))
         if rejected.code in {RejectionCode.UNTRUSTED_SIGNER, RejectionCode.PREDICATE_NOT_ALLOWED}:
             self.status = 403  # type: ignore[misc]  # per-instance, like WebhookRefused
+        elif rejected.code == RejectionCode.PAYLOAD_TOO_LARGE:
+            self.status = 413  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,26 @@ def attestation_ingest(
         raise AttestationRefused(rejected) from None
 
 
+def attestation_refuse_oversize(*, declared_bytes: int, actor: Actor) -> AttestationRefused:
+    """An upload declared larger than the limit: refused (and logged) without reading it."""
+    rejected = _reject(
+        RejectionCode.PAYLOAD_TOO_LARGE,
+        f"the upload is {declared_bytes} bytes; the limit is {settings.ATTESTATION_MAX_BYTES}",
+    )
+    with transaction.atomic():
+        log_append(
+            Event(
+                event_type="attestation.rejected",
+                actor=actor,
+                object_type="attestation",
+                object_id="(unread)",
+                after={"code": str(rejected.code), "declared_bytes": declared_bytes},
+                reason=rejected.detail,
+            )
+        )
+    return AttestationRefused(rejected)
+
+
 def _ingest(
     raw: bytes, media_type: str, actor: Actor, measured_digest: MeasuredDigest | None
 ) -> Intake:
@@ -134,30 +165,36 @@ def _ingest(
             RejectionCode.PAYLOAD_TOO_LARGE,
             f"the upload is {len(raw)} bytes; the limit is {settings.ATTESTATION_MAX_BYTES}",
         )
+    key_bundle = None
     if media_type.startswith("application/vnd.dev.sigstore.bundle"):
+        key_bundle = parse_key_bundle(raw, max_bytes=settings.ATTESTATION_MAX_BYTES)
+    if key_bundle is None and media_type.startswith("application/vnd.dev.sigstore.bundle"):
         statement, digest, signer, fmt, envelope = _verified_sigstore(raw)
     else:
-        parsed = parse_envelope(raw, max_bytes=settings.ATTESTATION_MAX_BYTES)
+        parsed = key_bundle or parse_envelope(raw, max_bytes=settings.ATTESTATION_MAX_BYTES)
         existing = Attestation.objects.filter(envelope_digest=parsed.envelope_digest).first()
         if existing is not None:
             return Intake(attestation=existing, created=False)
         signer = _verified_key_signer(parsed)
-        statement, digest, fmt, envelope = (
-            parsed.statement,
-            parsed.envelope_digest,
-            AttestationFormat.DSSE,
-            raw,
-        )
+        statement, digest, envelope = parsed.statement, parsed.envelope_digest, raw
+        fmt = AttestationFormat.MODEL_SIG if key_bundle else AttestationFormat.DSSE
     existing = Attestation.objects.filter(envelope_digest=digest).first()
     if existing is not None:
         return Intake(attestation=existing, created=False)
     predicate_type = str(statement["predicateType"])
+    if predicate_type in REGISTRY_PREDICATE_TYPES:
+        raise _reject(
+            RejectionCode.PREDICATE_NOT_ALLOWED,
+            f"{predicate_type!r} attestations are signed by the registry itself, never uploaded",
+        )
     if predicate_type not in signer.predicate_types:
         raise _reject(
             RejectionCode.PREDICATE_NOT_ALLOWED,
             f"signer {signer.name!r} may not sign {predicate_type!r} attestations",
         )
     subjects = _subject_artifacts(statement, signer, measured_digest)
+    if predicate_type == PREDICATE_MODEL_SIGNING:
+        _check_model_signing_resources(statement, subjects)
     try:
         return _store(
             envelope=envelope,
@@ -259,6 +296,31 @@ def _check_claims(
             )
 
 
+def _check_model_signing_resources(
+    statement: dict[str, Any], subjects: list[tuple[str, Artifact | None, str]]
+) -> None:
+    """A model_signing statement lists every file: it must be the files the registry measured.
+
+    The root digest covers the file digests but not their names, so names are compared too.
+    """
+    claimed = sorted(
+        (str(r.get("name", "")), str(r.get("digest", "")))
+        for r in (statement.get("predicate") or {}).get("resources") or []
+        if isinstance(r, dict)
+    )
+    for digest, artifact, name in subjects:
+        manifest = ModelManifest.objects.filter(artifact=artifact).first()
+        if manifest is None:
+            continue
+        measured = sorted((str(f["path"]), str(f["sha256"])) for f in manifest.files)
+        if claimed != measured:
+            raise _reject(
+                RejectionCode.SUBJECT_MISMATCH,
+                f"model.sig for {name!r} (sha256:{digest}) lists files that differ from the "
+                "files the registry measured",
+            )
+
+
 @transaction.atomic
 def _store(
     *,
@@ -266,9 +328,10 @@ def _store(
     digest: str,
     fmt: AttestationFormat,
     statement: dict[str, Any],
-    signer: TrustedSigner,
+    signer: TrustedSigner | None,
     subjects: list[tuple[str, Artifact | None, str]],
     actor: Actor,
+    signing_key: SigningKey | None = None,
 ) -> Intake:
     now = timezone.now()
     attestation = Attestation.objects.create(
@@ -278,29 +341,67 @@ def _store(
         predicate_type=str(statement["predicateType"]),
         statement=statement,
         signer=signer,
+        signing_key=signing_key,
         received_at=now,
+        verified_at=now,
     )
-    for subject_digest, known, name in subjects:
-        artifact = known or Artifact.objects.create(
-            digest=subject_digest, kind=ArtifactKind.DATASET, name=name, size=0, created_at=now
+    AttestationSubject.objects.bulk_create(
+        AttestationSubject(
+            attestation=attestation,
+            artifact=known
+            or Artifact.objects.create(
+                digest=subject_digest, kind=ArtifactKind.DATASET, name=name, size=0, created_at=now
+            ),
+            name=name,
         )
-        AttestationSubject.objects.create(attestation=attestation, artifact=artifact, name=name)
+        for subject_digest, known, name in subjects
+    )
+    edges = lineage_derive(attestation)
     log_append(
         Event(
-            event_type="attestation.accepted",
+            event_type="attestation.accepted" if signer else "attestation.issued",
             actor=actor,
             object_type="attestation",
             object_id=digest,
             after={
                 "predicate_type": attestation.predicate_type,
                 "format": fmt,
-                "signer": signer.name,
+                "signer": signer.name if signer else f"registry key {signing_key}",
                 "subjects": [f"sha256:{d}" for d, _, _ in subjects],
+                "edges": [f"{e.upstream} -{e.relation}-> {e.downstream}" for e in edges],
             },
             evidence=[f"sha256:{digest}"] + [f"sha256:{d}" for d, _, _ in subjects],
         )
     )
     return Intake(attestation=attestation, created=True)
+
+
+def registry_attestation_issue(*, statement: dict[str, Any], actor: Actor) -> Attestation:
+    """Sign ``statement`` with the registry's active key and store it like any attestation.
+
+    Every subject must be an artifact the registry holds. Equal statements give equal bytes
+    (canonical JSON, deterministic ECDSA is not assumed: the digest dedups only exact repeats).
+    """
+    key = signing_key_ensure()
+    envelope = sign_statement(statement, signing_keys.load_signer(key.key_id))
+    digest = hashlib.sha256(envelope).hexdigest()
+    subjects: list[tuple[str, Artifact | None, str]] = []
+    for subject in statement["subject"]:
+        subject_digest = str(subject["digest"]["sha256"])
+        subjects.append(
+            (subject_digest, Artifact.objects.get(digest=subject_digest), str(subject["name"]))
+        )
+    with transaction.atomic():
+        return _store(
+            envelope=envelope,
+            digest=digest,
+            fmt=AttestationFormat.DSSE,
+            statement=statement,
+            signer=None,
+            signing_key=key,
+            subjects=subjects,
+            actor=actor,
+        ).attestation
 
 
 def _log_rejection(raw: bytes, rejected: AttestationRejected, actor: Actor) -> None:

@@ -222,7 +222,26 @@ def test_an_upload_over_the_size_limit_is_refused(
 ) -> None:
     settings.ATTESTATION_MAX_BYTES = 2048
 
-    rejected(post(member, b" " * 4096), 400, "payload_too_large")
+    response = post(member, b" " * 4096)
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert not Attestation.objects.exists()
+    event = json.loads(bytes(LogEntry.objects.get(event_type="attestation.rejected").entry))
+    assert event["after"] == {"code": "payload_too_large", "declared_bytes": 4096}
+
+
+def test_uploads_between_djangos_default_cap_and_the_limit_reach_the_verifier(
+    member: Client, pipeline_key: Any
+) -> None:
+    # Django refuses bodies over 2.5 MiB by default with an HTML page; the limit is 10 MB.
+    rejected(post(member, b"{" + b" " * 3_000_000), 400, "malformed_json")
+
+
+def test_an_upload_over_the_default_limit_gets_a_json_413(member: Client) -> None:
+    response = post(member, b" " * (10 * 1024 * 1024 + 1))
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
 
 
 def test_uploading_needs_a_sign_in(client: Client) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,12 @@ import mlflow
 import pandas as pd
 import pytest
 from celery.exceptions import Retry
+from django.contrib.auth.models import User
 from django.test import Client
 from sklearn.linear_model import LogisticRegression
 
+from compliance.models import SecurityRole
+from compliance.services import role_grant
 from provenance.model_manifest import ModelSignatureError, verify_model
 from provenance.models import Artifact, LogEntry, ModelSignature, SigningKey
 from registry import mlflow_gateway, services, tasks
@@ -152,12 +156,14 @@ def test_the_task_retries_with_backoff_when_mlflow_is_unavailable(
         raise Retry(exc=kwargs.get("exc"))
 
     monkeypatch.setattr(tasks.model_version_hash, "retry", retry)
+    # Full jitter draws the delay from [0, backoff]: pin the draw to its top so the backoff shows.
+    monkeypatch.setattr(random, "randrange", lambda stop: stop - 1)
 
     result = tasks.model_version_hash.apply(args=(version.pk,))
 
     assert result.state == "RETRY"
     assert isinstance(retries[0]["exc"], MlflowUnavailable)
-    assert retries[0]["countdown"] > 0
+    assert retries[0]["countdown"] == 10  # retry_backoff=10 for the first retry
 
 
 def test_a_version_being_hashed_is_not_hashed_twice(mlflow_store: MlflowStore) -> None:
@@ -201,7 +207,7 @@ def test_the_queue_task_fans_out_one_hashing_task_per_version(
 def test_manifest_and_model_sig_api(mlflow_store: MlflowStore, client: Client) -> None:
     version = log_model()
     services.model_version_hash(version_pk=version.pk)
-    client.force_login(make_user("auditor"))
+    client.force_login(reader())
     base = f"/api/v1/models/fraud/versions/{version.version}"
 
     manifest = client.get(f"{base}/manifest").json()
@@ -220,12 +226,37 @@ def test_manifest_api_before_hashing_is_404_with_a_code(
 ) -> None:
     mlflow_store.version("fraud")
     services.mlflow_sync(trigger=SyncTrigger.MANUAL)
-    client.force_login(make_user("auditor"))
+    client.force_login(reader())
 
     response = client.get("/api/v1/models/fraud/versions/1/manifest")
 
     assert response.status_code == 404
     assert response.json()["code"] == "not_hashed"
+
+
+def reader() -> User:
+    """Someone who may read every model through the API (a role held globally)."""
+    user = make_user("compliance")
+    role_grant(
+        user=user,
+        role=SecurityRole.objects.get(key="compliance_officer"),
+        acting_user=None,
+        actor_name="test",
+    )
+    return user
+
+
+def test_manifest_of_a_model_one_may_not_see_is_not_found(
+    mlflow_store: MlflowStore, client: Client
+) -> None:
+    version = log_model()
+    services.model_version_hash(version_pk=version.pk)
+    client.force_login(make_user("outsider"))
+
+    for endpoint in ("manifest", "model.sig"):
+        response = client.get(f"/api/v1/models/fraud/versions/{version.version}/{endpoint}")
+        assert response.status_code == 404
+        assert response.json()["code"] == "version_not_found"
 
 
 def test_manifest_api_needs_a_sign_in(client: Client) -> None:

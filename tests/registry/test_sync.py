@@ -219,7 +219,7 @@ def test_a_failure_while_writing_rolls_everything_back(
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services, "_sync_aliases", explode)
+    monkeypatch.setattr(services.sync, "_sync_aliases", explode)
     with pytest.raises(RuntimeError):
         sync()
 
@@ -253,7 +253,7 @@ def test_an_older_read_applied_after_a_newer_one_changes_nothing(
     mlflow_store.client.set_registered_model_alias("m", "production", "2")
     sync(model_name="m")  # the newer read, applied first
 
-    report = services._apply_snapshot(
+    report = services.sync._apply_snapshot(
         older_snapshot, sync_run=older_run, trigger=SyncTrigger.SCHEDULE
     )
 
@@ -275,7 +275,7 @@ def test_a_full_sync_superseded_by_a_newer_full_sync_writes_nothing(
     mlflow_store.client.delete_model_version("m", "1")
     sync()
 
-    report = services._apply_snapshot(
+    report = services.sync._apply_snapshot(
         older_snapshot, sync_run=older_run, trigger=SyncTrigger.SCHEDULE
     )
 

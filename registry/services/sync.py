@@ -1,4 +1,4 @@
-"""Writes of the registry app: mirroring MLflow, and receiving MLflow's webhooks.
+"""Mirroring MLflow, and receiving MLflow's webhooks.
 
 Sync reads everything it needs from MLflow first and only then writes, in one transaction, so
 an MLflow failure half-way leaves nothing half-written. Writing compares with what is stored and
@@ -9,28 +9,21 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
-from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from provenance.log_format import Actor, Event
-from provenance.models import Artifact
 from provenance.services import (
-    log_append,
     log_append_many,
-    model_artifact_record,
-    model_signature_create,
 )
+from registry import hooks
 from registry import mlflow_gateway as gateway
 from registry.choices import (
     AliasChangeSource,
@@ -43,6 +36,7 @@ from registry.choices import (
 from registry.models import (
     AliasHistory,
     Dataset,
+    ExpectedAliasChange,
     ModelAlias,
     ModelVersion,
     RegisteredModel,
@@ -51,6 +45,7 @@ from registry.models import (
     SyncRun,
     WebhookDelivery,
 )
+from registry.services.versions import model_version_observe
 from registry.webhooks import WebhookRefused, verify_delivery
 
 logger = logging.getLogger(__name__)
@@ -503,18 +498,25 @@ def _sync_aliases(
         for key, version_row in wanted.items()
         if key not in current or current[key].version_id != version_row.pk
     ] + [(key, row, None) for key, row in current.items() if key not in wanted]
-    history = []
+    # Both ends of every move, read before the rows change: each gets a fresh observation.
+    moved = {row.version_id for _, row, _ in moves if row} | {t.pk for _, _, t in moves if t}
+    # Aliases of a model seen for the first time predate the registry's governance of it.
+    governed = {row.pk for row in model_rows.values() if row.first_seen_at < now}
+    history, out_of_band = [], []
     for (model_pk, alias), row, target in moves:
-        history.append(
-            AliasHistory(
-                registered_model_id=model_pk,
-                alias=alias,
-                from_version_id=row.version_id if row else None,
-                to_version=target,
-                changed_at=now,
-                source=source,
-            )
+        expected = _expected_change(model_pk, alias, target, now)
+        entry = AliasHistory(
+            registered_model_id=model_pk,
+            alias=alias,
+            from_version_id=row.version_id if row else None,
+            to_version=target,
+            changed_at=now,
+            source=AliasChangeSource.REGISTRY if expected else source,
+            changed_by=expected.actor_name if expected else "",
         )
+        history.append(entry)
+        if expected is None and model_pk in governed:
+            out_of_band.append((entry, row.version.version if row else None))
         report.record(
             _ALIASES,
             "moved",
@@ -524,6 +526,40 @@ def _sync_aliases(
         )
         _alias_apply(model_pk, alias, row, target, now)
     AliasHistory.objects.bulk_create(history)
+    for version_pk in sorted(moved):
+        model_version_observe(version_pk=version_pk)  # signs the new aliases if hashed
+    for entry, from_number in out_of_band:
+        hooks.out_of_band_alias(
+            hooks.AliasMove(
+                model_name=names[entry.registered_model_id],
+                alias=entry.alias,
+                from_version=from_number,
+                to_version=entry.to_version.version if entry.to_version else None,
+                source=entry.source,
+                history_id=entry.pk,
+            )
+        )
+
+
+def _expected_change(
+    model_pk: int, alias: str, target: ModelVersion | None, now: datetime
+) -> ExpectedAliasChange | None:
+    """The registry's own pending move matching this one, consumed; None if there is none."""
+    expected = (
+        ExpectedAliasChange.objects.select_for_update()
+        .filter(
+            registered_model_id=model_pk,
+            alias=alias,
+            to_version=target,
+            consumed_at__isnull=True,
+        )
+        .order_by("created_at")
+        .first()
+    )
+    if expected is not None:
+        expected.consumed_at = now
+        expected.save(update_fields=["consumed_at"])
+    return expected
 
 
 def _alias_apply(
@@ -611,80 +647,3 @@ def _record_refusal(
 
 
 # --- hashing model versions ---------------------------------------------------------------------
-
-
-def _hash_claim(version_pk: int) -> ModelVersion | None:
-    """Compare-and-set the version to ``hashing``; None when it is gone or already hashing."""
-    claimed = ModelVersion.objects.filter(pk=version_pk).exclude(hash_status=HashStatus.HASHING)
-    if not claimed.update(hash_status=HashStatus.HASHING, hash_error="", hash_progress={}):
-        return None
-    return ModelVersion.objects.select_related("registered_model", "model_artifact").get(
-        pk=version_pk
-    )
-
-
-def model_version_hash(*, version_pk: int) -> ModelVersion | None:
-    """Hash a version's files from the artifact store, record its model digest, sign model.sig.
-
-    The digest is the registry's own measurement: MLflow is not trusted for integrity. A digest
-    different from the one recorded before is logged as such (approvals bound to it are void).
-    Returns None when the version is gone or another worker is hashing it.
-    """
-    version = _hash_claim(version_pk)
-    if version is None:
-        return None
-    workdir = Path(tempfile.mkdtemp(prefix="hash-", dir=_scratch_dir()))
-    try:
-        model_dir = gateway.download_model_version(
-            version.registered_model.name, version.version, workdir / "model"
-        )
-        hashed = model_artifact_record(
-            model_dir=model_dir,
-            name=f"{version.registered_model.name}/{version.version}",
-            on_progress=lambda done, total: _hash_progress(version_pk, done, total),
-        )
-        _hash_record(version, hashed.artifact)
-        model_signature_create(hashed=hashed, model_dir=model_dir, workdir=workdir)
-    except Exception as exc:
-        ModelVersion.objects.filter(pk=version_pk).update(
-            hash_status=HashStatus.FAILED, hash_error=str(exc)[:2000]
-        )
-        raise
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    version.refresh_from_db()
-    return version
-
-
-def _hash_progress(version_pk: int, done: int, total: int) -> None:
-    ModelVersion.objects.filter(pk=version_pk).update(hash_progress={"done": done, "total": total})
-
-
-def _scratch_dir() -> Path:
-    path = Path(settings.VAR_DIR) / "tmp"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@transaction.atomic
-def _hash_record(version: ModelVersion, artifact: Artifact) -> None:
-    previous = version.model_artifact
-    ModelVersion.objects.filter(pk=version.pk).update(
-        model_artifact=artifact,
-        hash_status=HashStatus.HASHED,
-        hashed_at=timezone.now(),
-        hash_error="",
-    )
-    if previous is not None and previous.pk == artifact.pk:
-        return
-    log_append(
-        Event(
-            event_type="model_version.digest_changed" if previous else "model_version.hashed",
-            actor=Actor.system("registry:hasher"),
-            object_type="model_version",
-            object_id=f"{version.registered_model.name}/{version.version}",
-            before={"digest": f"sha256:{previous.digest}"} if previous else None,
-            after={"digest": f"sha256:{artifact.digest}", "size": artifact.size},
-            evidence=[f"sha256:{artifact.digest}"],
-        )
-    )

@@ -1,4 +1,4 @@
-"""Reads of the provenance app: the log's checkpoints, entries and proofs."""
+"""Reads of the governance log: checkpoints, entries and proofs."""
 
 from __future__ import annotations
 

@@ -1,0 +1,390 @@
+"""Reads for the REST API, each narrowed to what the caller may see.
+
+Every function takes the caller's :class:`~provenance.visibility.Visibility` (the views get it
+from ``config.access``) and narrows its queryset, in lists and details alike: what the caller
+may not see is "not found", never "forbidden", so no model's existence leaks. A caller who
+sees everything pays nothing for the narrowing; someone with per-model roles sees their models'
+versions, the runs that produced them, the datasets those runs used, their aliases and alias
+history, the artifacts of all these and of the lineage upstream of their versions, and the
+attestations about those artifacts.
+
+They live beside ``registry/selectors.py`` (the unscoped reads of the pages, tasks and services)
+rather than in it, to keep each module small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import connection, models
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+
+from config.errors import NotFound
+from provenance import selectors as provenance_selectors
+from provenance.models import (
+    Artifact,
+    Attestation,
+    AttestationSubject,
+    LineageEdge,
+    ModelSignature,
+    NodeKind,
+)
+from provenance.selectors.lineage import GraphRows
+from provenance.selectors.lineage_visible import scoped_node_ids
+from provenance.visibility import Visibility
+from registry.choices import VersionStatus
+from registry.models import (
+    AliasHistory,
+    Dataset,
+    ModelAlias,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+    RunInput,
+)
+
+
+def _fits(model: type[models.Model], field_name: str, value: int) -> bool:
+    """Whether ``value`` fits the integer column: a number beyond it cannot name anything, and
+    must not reach the database driver, which would fail loudly on the overflow."""
+    field = model._meta.get_field(field_name)
+    assert isinstance(field, models.Field)  # noqa: S101  (a column, named by the caller)
+    low, high = connection.ops.integer_field_range(field.get_internal_type())
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def _models_seen(visibility: Visibility) -> QuerySet[RegisteredModel]:
+    models = RegisteredModel.objects.all()
+    if visibility.everything:
+        return models
+    return models.filter(name__in=sorted(visibility.model_names))
+
+
+# --- models, versions, aliases ----------------------------------------------------------
+
+
+def models_visible(*, visibility: Visibility) -> QuerySet[RegisteredModel]:
+    """The inventory: models with their live version count and current aliases."""
+    return (
+        _models_seen(visibility)
+        .annotate(
+            live_versions=Count("versions", filter=~Q(versions__status=VersionStatus.DELETED))
+        )
+        .prefetch_related(
+            Prefetch(
+                "aliases",
+                queryset=ModelAlias.objects.select_related("version").order_by("alias"),
+            )
+        )
+    )
+
+
+def model_visible_get(*, visibility: Visibility, name: str) -> RegisteredModel:
+    model = models_visible(visibility=visibility).filter(name=name).first()
+    if model is None:
+        raise NotFound(f"no registered model {name!r}", code="model_not_found")
+    return model
+
+
+def _model_of(visibility: Visibility, name: str) -> RegisteredModel:
+    """A parent model, fetched bare (no annotations) for a nested list."""
+    model = _models_seen(visibility).filter(name=name).first()
+    if model is None:
+        raise NotFound(f"no registered model {name!r}", code="model_not_found")
+    return model
+
+
+def versions_visible(*, visibility: Visibility, name: str) -> QuerySet[ModelVersion]:
+    model = _model_of(visibility, name)
+    return _versions(ModelVersion.objects.filter(registered_model=model))
+
+
+def _versions(versions: QuerySet[ModelVersion]) -> QuerySet[ModelVersion]:
+    signed = ModelSignature.objects.filter(artifact_id=OuterRef("model_artifact_id"))
+    return (
+        versions.select_related("registered_model", "run", "model_artifact")
+        .prefetch_related(Prefetch("aliases", queryset=ModelAlias.objects.order_by("alias")))
+        .annotate(signed=Exists(signed))
+    )
+
+
+def version_visible_get(*, visibility: Visibility, name: str, version: int) -> ModelVersion:
+    """One version, with the datasets its run used."""
+    found = None
+    if _fits(ModelVersion, "version", version):
+        found = (
+            _versions(
+                ModelVersion.objects.filter(
+                    registered_model__in=_models_seen(visibility),
+                    registered_model__name=name,
+                    version=version,
+                )
+            )
+            .prefetch_related(
+                Prefetch(
+                    "run__inputs",
+                    queryset=RunInput.objects.select_related("dataset__artifact").order_by("pk"),
+                )
+            )
+            .first()
+        )
+    if found is None:
+        raise NotFound(f"no version {version} of {name!r}", code="version_not_found")
+    return found
+
+
+def aliases_visible(*, visibility: Visibility, name: str) -> QuerySet[ModelAlias]:
+    model = _model_of(visibility, name)
+    return (
+        ModelAlias.objects.filter(registered_model=model)
+        .select_related("registered_model", "version__model_artifact")
+        .order_by("alias")
+    )
+
+
+def alias_history_visible(*, visibility: Visibility, name: str) -> QuerySet[AliasHistory]:
+    model = _model_of(visibility, name)
+    return AliasHistory.objects.filter(registered_model=model).select_related(
+        "registered_model", "from_version", "to_version"
+    )
+
+
+# --- runs and datasets ------------------------------------------------------------------
+
+
+def _versions_seen(visibility: Visibility) -> QuerySet[ModelVersion]:
+    versions = ModelVersion.objects.all()
+    if visibility.everything:
+        return versions
+    return versions.filter(registered_model__in=_models_seen(visibility))
+
+
+def _runs_seen(visibility: Visibility) -> QuerySet[Run]:
+    runs = Run.objects.all()
+    if visibility.everything:
+        return runs
+    return runs.filter(pk__in=_versions_seen(visibility).values("run_id"))
+
+
+def runs_visible(*, visibility: Visibility) -> QuerySet[Run]:
+    """Runs that produced a version one may see, each with those versions and its datasets."""
+    return _runs_seen(visibility).prefetch_related(
+        Prefetch(
+            "model_versions",
+            queryset=_versions_seen(visibility)
+            .select_related("registered_model")
+            .order_by("registered_model__name", "version"),
+        ),
+        Prefetch(
+            "inputs", queryset=RunInput.objects.select_related("dataset__artifact").order_by("pk")
+        ),
+    )
+
+
+def run_visible_get(*, visibility: Visibility, run_id: str) -> Run:
+    run = runs_visible(visibility=visibility).filter(run_id=run_id).first()
+    if run is None:
+        raise NotFound(f"no run {run_id!r}", code="run_not_found")
+    return run
+
+
+def datasets_visible(*, visibility: Visibility) -> QuerySet[Dataset]:
+    """MLflow dataset records used by a run one may see (all of them, for those who see
+    everything: a dataset no model used yet is theirs only)."""
+    datasets = Dataset.objects.select_related("artifact")
+    if not visibility.everything:
+        used = RunInput.objects.filter(run__in=_runs_seen(visibility).values("pk"))
+        datasets = datasets.filter(pk__in=used.values("dataset_id"))
+    return datasets
+
+
+def dataset_visible_get(*, visibility: Visibility, dataset_id: int) -> Dataset:
+    """One dataset record, with the runs one may see that used it."""
+    found = None
+    if _fits(Dataset, "id", dataset_id):
+        visible_runs = _runs_seen(visibility).values("pk")
+        found = (
+            datasets_visible(visibility=visibility)
+            .filter(pk=dataset_id)
+            .prefetch_related(
+                Prefetch(
+                    "run_inputs",
+                    queryset=RunInput.objects.filter(run__in=visible_runs)
+                    .select_related("run")
+                    .order_by("pk"),
+                )
+            )
+            .first()
+        )
+    if found is None:
+        raise NotFound(f"no dataset {dataset_id}", code="dataset_not_found")
+    return found
+
+
+# --- artifacts and attestations ---------------------------------------------------------
+
+
+def artifacts_visible(
+    *, visibility: Visibility, scope: provenance_selectors.LineageScope
+) -> QuerySet[Artifact]:
+    """Model files of visible versions, datasets of visible runs, and the artifacts of the
+    visible lineage (``scope``, from ``provenance_selectors.lineage_scope``)."""
+    if visibility.everything or scope is None:
+        return Artifact.objects.all()
+    return Artifact.objects.filter(
+        Q(pk__in=_versions_seen(visibility).values("model_artifact_id"))
+        | Q(pk__in=datasets_visible(visibility=visibility).values("artifact_id"))
+        | Q(pk__in=list(scope.artifacts))
+    )
+
+
+@dataclass(frozen=True)
+class ArtifactDetail:
+    artifact: Artifact
+    versions: list[ModelVersion]
+    datasets: list[Dataset]
+    attestations: list[Attestation]
+
+
+def artifact_visible_get(*, visibility: Visibility, digest: str) -> ArtifactDetail:
+    """An artifact by its sha256, with the versions and datasets that are it and every
+    attestation about it (all visible: an attestation about a visible artifact is)."""
+    scope = provenance_selectors.lineage_scope(visibility)
+    artifact = (
+        artifacts_visible(visibility=visibility, scope=scope)
+        .filter(digest=digest)
+        .select_related("manifest")
+        .first()
+    )
+    if artifact is None:
+        raise NotFound(f"no artifact sha256:{digest}", code="artifact_not_found")
+    return ArtifactDetail(
+        artifact=artifact,
+        versions=list(
+            _versions_seen(visibility)
+            .filter(model_artifact=artifact)
+            .select_related("registered_model")
+            .order_by("registered_model__name", "version")
+        ),
+        datasets=list(datasets_visible(visibility=visibility).filter(artifact=artifact)),
+        attestations=list(
+            _attestations(Attestation.objects.filter(subjects__artifact=artifact)).order_by("-pk")
+        ),
+    )
+
+
+def _attestations(attestations: QuerySet[Attestation]) -> QuerySet[Attestation]:
+    return (
+        attestations.select_related("signer", "signing_key")
+        .prefetch_related(
+            Prefetch(
+                "subjects",
+                queryset=AttestationSubject.objects.select_related("artifact").order_by("pk"),
+            )
+        )
+        .defer("envelope", "statement")
+    )
+
+
+def _attestations_seen(
+    visibility: Visibility, scope: provenance_selectors.LineageScope
+) -> QuerySet[Attestation]:
+    attestations = Attestation.objects.all()
+    if visibility.everything or scope is None:
+        return attestations
+    seen = artifacts_visible(visibility=visibility, scope=scope)
+    return attestations.filter(
+        pk__in=AttestationSubject.objects.filter(artifact__in=seen).values("attestation_id")
+    )
+
+
+def attestations_visible(*, visibility: Visibility) -> QuerySet[Attestation]:
+    """Attestations with a subject one may see; the statement and bytes are not loaded."""
+    scope = provenance_selectors.lineage_scope(visibility)
+    return _attestations(_attestations_seen(visibility, scope))
+
+
+@dataclass(frozen=True)
+class AttestationDetail:
+    attestation: Attestation
+    edges: list[LineageEdge]
+
+
+def attestation_visible_get(*, visibility: Visibility, envelope_digest: str) -> AttestationDetail:
+    """An attestation with its statement, and the lineage edges it proves that one may see."""
+    scope = provenance_selectors.lineage_scope(visibility)
+    attestation = (
+        _attestations(_attestations_seen(visibility, scope).filter(envelope_digest=envelope_digest))
+        .defer(None)
+        .defer("envelope")
+        .first()
+    )
+    if attestation is None:
+        raise NotFound(f"no attestation {envelope_digest}", code="attestation_not_found")
+    return AttestationDetail(
+        attestation=attestation,
+        edges=provenance_selectors.scoped_edges_of(attestation_id=attestation.pk, scope=scope),
+    )
+
+
+def attestation_envelope_get(*, visibility: Visibility, envelope_digest: str) -> Attestation:
+    """An attestation's bytes, exactly as they were signed."""
+    scope = provenance_selectors.lineage_scope(visibility)
+    attestation = (
+        _attestations_seen(visibility, scope)
+        .filter(envelope_digest=envelope_digest)
+        .only("envelope", "format", "envelope_digest")
+        .first()
+    )
+    if attestation is None:
+        raise NotFound(f"no attestation {envelope_digest}", code="attestation_not_found")
+    return attestation
+
+
+# --- lineage ----------------------------------------------------------------------------
+
+
+def lineage_start(
+    ref: str, *, visibility: Visibility, scope: provenance_selectors.LineageScope
+) -> list[int]:
+    """The ids of the nodes ``ref`` names, among those one may see; ``dataset:<id>`` names the
+    registry's dataset record ``<id>`` by the sha256 an attestation gave it."""
+    kind, _, key = ref.partition(":")
+    if kind == NodeKind.DATASET and key.isascii() and key.isdigit():
+        dataset = (
+            datasets_visible(visibility=visibility).filter(pk=int(key)).first()
+            if _fits(Dataset, "id", int(key))
+            else None
+        )
+        if dataset is None or dataset.artifact is None:
+            raise NotFound(f"no lineage node {ref!r}", code="lineage_node_not_found")
+        ref = f"dataset:sha256:{dataset.artifact.digest}"
+    return scoped_node_ids(ref, scope=scope)
+
+
+def lineage_visible(
+    *, ref: str, direction: provenance_selectors.Direction, depth: int, visibility: Visibility
+) -> GraphRows:
+    """The lineage around ``ref`` one may see, as rows (one recursive walk per direction)."""
+    scope = provenance_selectors.lineage_scope(visibility)
+    start = lineage_start(ref, visibility=visibility, scope=scope)
+    return provenance_selectors.scoped_graph(
+        start=start, direction=direction, depth=depth, scope=scope
+    )
+
+
+def lineage_path_visible(*, source: str, target: str, visibility: Visibility) -> GraphRows:
+    """The edges on the paths between two nodes (either way round) one may see."""
+    scope = provenance_selectors.lineage_scope(visibility)
+    top = lineage_start(source, visibility=visibility, scope=scope)
+    bottom = lineage_start(target, visibility=visibility, scope=scope)
+    return provenance_selectors.scoped_path(source=top, target=bottom, scope=scope)
+
+
+def lineage_impact_visible(
+    *, ref: str, depth: int, visibility: Visibility
+) -> provenance_selectors.ImpactReport:
+    """The versions downstream of ``ref`` and the aliases on them now, that one may see."""
+    scope = provenance_selectors.lineage_scope(visibility)
+    start = lineage_start(ref, visibility=visibility, scope=scope)
+    return provenance_selectors.scoped_impact(start=start, depth=depth, scope=scope)
