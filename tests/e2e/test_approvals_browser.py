@@ -149,7 +149,7 @@ def test_a_request_is_approved_by_two_roles_in_the_browser(
 
     carol = sign_in("carol")
     with mock.patch.object(tasks.promotion_execute, "delay") as execute:
-        carol.goto("/governance/promotions/1/")
+        carol.goto(f"/governance/promotions/{request.pk}/")
         decide(carol, password="carol-Pa55word!", comment="threat model unchanged")
         expect(carol.locator("#status")).to_have_text("Approved")
     expect(carol.locator("#missing")).to_have_text("Quorum met")
