@@ -31,6 +31,7 @@ class ApiTokenScope(models.TextChoices):
     READ = "read", "Read (safe methods)"
     ATTEST = "attest", "Submit attestations"
     APPROVE = "approve", "Approve or reject promotions"
+    EVIDENCE = "evidence", "Ask for evidence bundles"
 
 
 class RiskTier(models.TextChoices):
@@ -70,3 +71,16 @@ class IncidentKind(models.TextChoices):
 class IncidentStatus(models.TextChoices):
     OPEN = "open", "Open"
     RESOLVED = "resolved", "Resolved"
+
+
+class EvidenceScope(models.TextChoices):
+    MODEL_VERSION = "model_version", "One model version"
+    REGISTERED_MODEL = "registered_model", "One registered model over a period"
+    INVENTORY = "inventory", "The whole inventory over a period"
+
+
+class EvidenceStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    BUILDING = "building", "Building"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"

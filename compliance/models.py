@@ -13,12 +13,15 @@ from django.utils import timezone
 
 from compliance.choices import (
     Decision,
+    EvidenceScope,
+    EvidenceStatus,
     IncidentKind,
     IncidentStatus,
     Pillar,
     PromotionStatus,
     RiskTier,
 )
+from provenance.models import Checkpoint
 from registry.models import ModelVersion, RegisteredModel
 
 
@@ -341,3 +344,108 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"to {self.user_id}: {self.message}"
+
+
+class EvidenceBundle(models.Model):
+    """An evidence bundle: asked for by a Compliance Officer, built by a Celery task.
+
+    The zip lives in the ``evidence`` storage under ``file_name``; ``sha256`` is its digest, as
+    logged in ``evidence.generated``. ``checkpoint`` is the signed log checkpoint every proof in
+    the bundle is against, fixed at the first build so that a rebuild gives the same bytes.
+    """
+
+    scope = models.CharField(max_length=32, choices=EvidenceScope.choices)
+    registered_model = models.ForeignKey(
+        RegisteredModel, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=EvidenceStatus.choices, default=EvidenceStatus.QUEUED
+    )
+    progress = models.JSONField(default=dict, blank=True, help_text='{"step", "done", "total"}')
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_by_name = models.CharField(max_length=256)
+    requested_at = models.DateTimeField()
+    generated_at = models.DateTimeField(null=True, blank=True, help_text="the time it states")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    checkpoint = models.ForeignKey(
+        Checkpoint, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    file_name = models.CharField(max_length=300, blank=True, default="")
+    size = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(scope=EvidenceScope.MODEL_VERSION, version__isnull=False)
+                    | Q(
+                        scope=EvidenceScope.REGISTERED_MODEL,
+                        registered_model__isnull=False,
+                        period_start__isnull=False,
+                        period_end__isnull=False,
+                    )
+                    | Q(
+                        scope=EvidenceScope.INVENTORY,
+                        registered_model__isnull=True,
+                        period_start__isnull=False,
+                        period_end__isnull=False,
+                    )
+                ),
+                name="evidence_scope_complete",
+            ),
+            models.CheckConstraint(
+                condition=Q(period_start__isnull=True) | Q(period_end__gt=models.F("period_start")),
+                name="evidence_period_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"evidence #{self.pk} ({self.scope})"
+
+
+class AuditorGrant(models.Model):
+    """Read-only access for an external auditor to chosen bundles, until ``expires_at``.
+
+    Auditors hold no role: this grant is all they can see. It ends by itself at ``expires_at``
+    or earlier when revoked; the row stays as the record of who could see what, and until when.
+    """
+
+    auditor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="auditor_grants"
+    )
+    bundles = models.ManyToManyField(EvidenceBundle, related_name="auditor_grants")
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    granted_by_name = models.CharField(max_length=256)
+    granted_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    reason = models.CharField(max_length=500)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by_name = models.CharField(max_length=256, blank=True, default="")
+
+    class Meta:
+        ordering = ["-granted_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("granted_at")),
+                name="auditor_grant_expires_after_granted",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.auditor} until {self.expires_at:%Y-%m-%d}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()

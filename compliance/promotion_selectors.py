@@ -134,7 +134,8 @@ class PromotionSummary:
         return f"{self.counted} of {self.required} approval{'s' if self.required != 1 else ''}"
 
 
-def _summary(request: PromotionRequest) -> PromotionSummary:
+def promotion_summary(request: PromotionRequest) -> PromotionSummary:
+    """How far the request's quorum has come, from its prefetched approvals (no query)."""
     result = quorum_prefetched(request)
     return PromotionSummary(
         request=request,
@@ -169,7 +170,7 @@ def promotions_waiting_for(*, user: User, held: HeldRoles | None = None) -> list
     )
     name = user.get_username().lower()
     return [
-        _summary(request)
+        promotion_summary(request)
         for request in candidates
         if held.on(request.registered_model_id) & _policy_roles(request)
         and name not in authors_of(request.version)
@@ -181,7 +182,7 @@ def _policy_roles(request: PromotionRequest) -> set[str]:
 
 
 def promotions_requested_by(*, user: User, limit: int = LIST_LIMIT) -> list[PromotionSummary]:
-    return [_summary(r) for r in _rows().filter(requested_by_id=user.pk)[:limit]]
+    return [promotion_summary(r) for r in _rows().filter(requested_by_id=user.pk)[:limit]]
 
 
 def promotions_recent(
@@ -191,7 +192,19 @@ def promotions_recent(
     if not (_staff(user) or held.any):
         return []
     recent = _scoped(_rows().order_by("-updated_at", "-id"), user, held)[:limit]
-    return [_summary(r) for r in recent]
+    return [promotion_summary(r) for r in recent]
+
+
+def promotions_visible(*, user: User, held: HeldRoles | None = None) -> QuerySet[PromotionRequest]:
+    """Every request ``user`` may see, by the rule of ``can_view`` (for the API's list): all of
+    them for staff and holders of a global role, otherwise those on the models they hold a role
+    on and their own. Rows come with what ``promotion_summary`` reads."""
+    held = held or held_roles(user=user)
+    if _staff(user) or held.everywhere:
+        return _rows()
+    return _rows().filter(
+        Q(registered_model_id__in=list(held.per_model)) | Q(requested_by_id=user.pk)
+    )
 
 
 # --------------------------------------------------------------------------

@@ -58,3 +58,12 @@ def alias_revert(model_name: str, alias: str, version: int | None, incident_id: 
     promotions.alias_revert(
         model_name=model_name, alias=alias, version=version, incident_id=incident_id
     )
+
+
+@shared_task(acks_late=True, time_limit=3600, soft_time_limit=3300)
+def evidence_build(bundle_id: int) -> str | None:
+    """Build an evidence bundle; a rerun after a killed worker starts over (nothing was kept)."""
+    from compliance.evidence import services as evidence  # noqa: PLC0415  (WeasyPrint is heavy)
+
+    bundle = evidence.evidence_build(bundle_id=bundle_id)
+    return None if bundle is None else bundle.sha256

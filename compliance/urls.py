@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from compliance import promotion_views, views
+from compliance.evidence import views as evidence_views
 
 app_name = "compliance"
 urlpatterns = [
@@ -40,6 +41,20 @@ urlpatterns = [
         "incidents/<int:incident_id>/resolve",
         promotion_views.incident_resolve,
         name="incident-resolve",
+    ),
+    path("evidence/", evidence_views.evidence_list, name="evidence"),
+    path("evidence/<int:bundle_id>/", evidence_views.evidence_detail, name="evidence-detail"),
+    path(
+        "evidence/<int:bundle_id>/download",
+        evidence_views.evidence_download,
+        name="evidence-download",
+    ),
+    path("evidence/<int:bundle_id>/retry", evidence_views.evidence_retry, name="evidence-retry"),
+    path("evidence/auditors/", evidence_views.auditor_access, name="auditor-access"),
+    path(
+        "evidence/auditors/<int:grant_id>/revoke",
+        evidence_views.auditor_revoke,
+        name="auditor-revoke",
     ),
     path("inbox/", promotion_views.inbox_list, name="inbox"),
     path("inbox/read", promotion_views.inbox_mark_read, name="inbox-read"),

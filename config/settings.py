@@ -206,6 +206,16 @@ if DEBUG:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Evidence bundles (zips). Several workers on several machines need one shared location:
+    # a mounted volume here, or any Django storage backend (e.g. S3) configured in its place.
+    "evidence": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": str(Path(os.environ.get("EVIDENCE_DIR") or VAR_DIR / "evidence").resolve()),
+            "file_permissions_mode": 0o640,
+            "directory_permissions_mode": 0o750,
+        },
+    },
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -412,6 +422,14 @@ EMAIL_HOST_PASSWORD = _read_secret("EMAIL_HOST_PASSWORD") or ""
 REGISTRY_BASE_URL = os.environ.get("REGISTRY_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # How long a promotion may sit in ``executing`` (MLflow down) before beat re-queues it.
 PROMOTION_RESUME_AFTER = _int("PROMOTION_RESUME_AFTER", 600, minimum=60)
+
+# --- Evidence bundles (docs/evidence.md) ------------------------------------------------------
+
+# An RFC 3161 timestamp authority to countersign each bundle's manifest (none by default).
+EVIDENCE_TSA_URL = os.environ.get("EVIDENCE_TSA_URL", "")
+EVIDENCE_TSA_TIMEOUT = _int("EVIDENCE_TSA_TIMEOUT", 20, minimum=1)
+# Longest an auditor's access to bundles may be granted for.
+AUDITOR_GRANT_MAX_DAYS = _int("AUDITOR_GRANT_MAX_DAYS", 90, minimum=1)
 
 # --- Model scanning (docs/configuration.md) ---------------------------------------------------
 

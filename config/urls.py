@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/v1/signers", SignerListApi.as_view(), name="api-signer-list"),
     path("api/v1/", include("registry.api.urls")),
     path("api/v1/", include("compliance.api.urls")),
+    path("api/v1/", include("compliance.evidence.api_urls")),
     re_path(r"^api/v1/(?P<unmatched>.*)$", api_not_found),  # last of the API: a JSON 404
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -88,9 +88,12 @@ class DatabaseNodeReader:
                 cursor.execute(_NODES_SQL, [[k[0] for k in keys], [k[1] for k in keys]])
                 rows = cursor.fetchall()
         else:
-            wanted = Q()
+            by_level: dict[int, list[int]] = {}
             for level, index in keys:
-                wanted |= Q(level=level, index=index)
+                by_level.setdefault(level, []).append(index)
+            wanted = Q()  # one term per level: SQLite caps an expression's depth at 1000
+            for level, indexes in by_level.items():
+                wanted |= Q(level=level, index__in=indexes)
             rows = list(MerkleNode.objects.filter(wanted).values_list("level", "index", "hash"))
         return {(level, index): bytes(node) for level, index, node in rows}
 

@@ -282,6 +282,25 @@ def inclusion_proof(index: int, tree_size: int, reader: NodeReader) -> list[byte
     return _range_hashes(_inclusion_ranges(leaf, size), reader)
 
 
+def inclusion_proofs(
+    indexes: Sequence[int], tree_size: int, reader: NodeReader
+) -> list[list[bytes]]:
+    """``inclusion_proof`` for many leaves of one tree, with a single read of the store
+    (neighbouring leaves share most of their paths)."""
+    size = _require_tree_size(tree_size, "tree_size", minimum=1)
+    pieces: list[list[list[NodeKey]]] = []
+    for index in indexes:
+        leaf = _require_int(index, "index")
+        if not 0 <= leaf < size:
+            raise ValueError(f"index must be in [0, tree_size={size}), got {leaf}")
+        pieces.append([_perfect_pieces(start, end) for start, end in _inclusion_ranges(leaf, size)])
+    wanted = list(dict.fromkeys(key for proof in pieces for group in proof for key in group))
+    stored = _fetch(wanted, reader) if wanted else {}
+    return [
+        [_fold_right_edge([stored[key] for key in group]) for group in proof] for proof in pieces
+    ]
+
+
 def consistency_proof(old_size: int, new_size: int, reader: NodeReader) -> list[bytes]:
     """PROOF(old_size, D[new_size]) from RFC 9162 §2.1.4.1.
 

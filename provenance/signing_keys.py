@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from django.conf import settings
 from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]  # no __all__
 
@@ -54,14 +56,32 @@ def configured_key() -> tuple[str, dict[str, Any], str] | None:
     return key_id(public_key), public_key, public_pem(public_key).decode()
 
 
-def load_signer(signing_key_id: str) -> CryptoSigner:
-    """The private half of a registered key, from wherever it is kept."""
+def _private_pem(signing_key_id: str) -> bytes:
     configured = settings.ATTESTATION_SIGNING_KEY_FILE
     if configured:
-        signer = signer_from_pem(Path(configured).read_bytes())
-        if key_id(signer.public_key.to_dict()) == signing_key_id:
-            return signer
+        pem = Path(configured).read_bytes()
+        if key_id(signer_from_pem(pem).public_key.to_dict()) == signing_key_id:
+            return pem
     path = key_directory() / f"{signing_key_id}.pem"
     if not path.exists():
         raise FileNotFoundError(f"the private key of signing key {signing_key_id} is not in {path}")
-    return signer_from_pem(path.read_bytes())
+    return path.read_bytes()
+
+
+def load_signer(signing_key_id: str) -> CryptoSigner:
+    """The private half of a registered key, from wherever it is kept."""
+    return signer_from_pem(_private_pem(signing_key_id))
+
+
+def sign_deterministic(signing_key_id: str, message: bytes) -> bytes:
+    """Sign ``message`` so that the same message always gives the same signature: Ed25519 is
+    deterministic by design, ECDSA here uses RFC 6979 nonces (DER, what verifiers expect).
+
+    Evidence bundles use it: rebuilding a bundle from the same facts gives identical bytes.
+    """
+    private_key = serialization.load_pem_private_key(_private_pem(signing_key_id), password=None)
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        return private_key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        return private_key.sign(message)
+    raise TypeError(f"signing key {signing_key_id} has no deterministic scheme")

@@ -9,16 +9,20 @@ endpoint is covered the moment it is routed — or the walk fails, asking for sa
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
 from compliance import tokens
+from compliance.choices import EvidenceScope, PromotionStatus
+from compliance.models import EvidenceBundle, PromotionRequest
 from tests.api.conftest import CHURN_1, CHURN_ONLY, RAW, SHARED, World, signed_in
 from tests.conftest import make_user
 
@@ -61,6 +65,8 @@ def churn_url(world: World, name: str, parameters: list[str]) -> str:
         "digest": f"sha256:{CHURN_1}",
         "envelope_digest": world.attestations["train-churn"].envelope_digest,
         "prefix": someone_elses_token(),
+        "promotion_id": churn_promotion(world).pk,
+        "bundle_id": churn_bundle(world).pk,
     }
     missing = set(parameters) - set(samples)
     assert not missing, f"{name}: add sample values for {missing} to this test"
@@ -74,6 +80,38 @@ QUERIES = {
     "api-lineage-path": {"from": f"sha256:{RAW}", "to": "model_version:churn/1"},
     "api-lineage-impact": {"node": f"sha256:{CHURN_ONLY}"},
 }
+
+
+def churn_owner() -> User:
+    return User.objects.filter(username="churn-owner").first() or make_user("churn-owner")
+
+
+def churn_promotion(world: World) -> PromotionRequest:
+    """A request on churn/1 by someone else than the caller of any test here."""
+    now = timezone.now()
+    return PromotionRequest.objects.create(
+        registered_model=world.models["churn"],
+        version=world.versions["churn/1"],
+        alias="production",
+        status=PromotionStatus.PENDING,
+        model_digest=CHURN_1,
+        risk_tier="high",
+        reason="churn model",
+        requested_by=churn_owner(),
+        requested_at=now,
+        expires_at=now + timedelta(days=1),
+        updated_at=now,
+    )
+
+
+def churn_bundle(world: World) -> EvidenceBundle:
+    return EvidenceBundle.objects.create(
+        scope=EvidenceScope.MODEL_VERSION,
+        version=world.versions["churn/1"],
+        requested_by=churn_owner(),
+        requested_by_name="churn-owner",
+        requested_at=timezone.now(),
+    )
 
 
 def someone_elses_token() -> str:

@@ -19,6 +19,7 @@ from provenance.merkle import (
     NodeKey,
     consistency_proof,
     inclusion_proof,
+    inclusion_proofs,
     leaf_hash,
     node_hash,
     root_at,
@@ -601,6 +602,20 @@ def test_proofs_use_one_batched_read(size: int) -> None:
     root_at(size, reader)
     assert len(reader.calls) == 1
     assert len(reader.calls[0]) == size.bit_count()
+
+
+@given(st.integers(min_value=1, max_value=300), st.data())
+def test_many_inclusion_proofs_equal_single_ones_in_one_read(size: int, data: Any) -> None:
+    store = _store([b"%d" % i for i in range(size)])
+    indexes = data.draw(st.lists(st.integers(min_value=0, max_value=size - 1), max_size=40))
+    before = store.get_nodes_calls
+    proofs = inclusion_proofs(indexes, size, store)
+    assert store.get_nodes_calls - before <= 1
+    assert proofs == [inclusion_proof(index, size, store) for index in indexes]
+    for index, proof in zip(indexes, proofs, strict=True):
+        assert verify_inclusion(leaf_hash(b"%d" % index), index, size, proof, store.root())
+    with pytest.raises(ValueError, match="index must be in"):
+        inclusion_proofs([size], size, store)
 
 
 def test_memory_store_counts_batched_calls() -> None:

@@ -1,0 +1,1 @@
+"""Evidence bundles: facts collected once, rendered into a signed zip, verifiable offline."""
