@@ -16,6 +16,7 @@ contents are read (Docker/Kubernetes secrets). docs/configuration.md lists every
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -147,6 +148,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "compliance.context_processors.inbox",
+                "compliance.oidc.single_sign_on",  # the SSO button, when configured
             ],
         },
     },
@@ -191,6 +193,83 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "registry:model-list"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- single sign-on: OpenID Connect, on only when configured (docs/deployment.md) -------------
+
+_OIDC_SIGN_ALGOS = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}
+_DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
+
+
+def _check_oidc_url(name: str, value: str) -> None:
+    """An OpenID provider address: https, or http too in embedded mode (a local test provider)."""
+    parts = urlsplit(value)
+    schemes = {"https", "http"} if DEBUG else {"https"}
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ImproperlyConfigured(f"{name}: expected an https:// URL, got {value!r}")
+
+
+def _domains(name: str) -> list[str]:
+    raw = os.environ.get(name, "")
+    domains = [d.strip().lower().removeprefix("@") for d in raw.split(",") if d.strip()]
+    for domain in domains:
+        if not _DOMAIN.fullmatch(domain):
+            raise ImproperlyConfigured(f"{name}: {domain!r} is not a domain name")
+    return domains
+
+
+# Nothing is fetched at start-up (no discovery): the provider's endpoints are given one by one.
+# Setting any of these turns single sign-on on, and then every one of them is required.
+_OIDC_REQUIRED = {
+    "OIDC_ISSUER": os.environ.get("OIDC_ISSUER", ""),
+    "OIDC_CLIENT_ID": os.environ.get("OIDC_CLIENT_ID", ""),
+    "OIDC_CLIENT_SECRET": _read_secret("OIDC_CLIENT_SECRET") or "",
+    "OIDC_AUTHORIZATION_ENDPOINT": os.environ.get("OIDC_AUTHORIZATION_ENDPOINT", ""),
+    "OIDC_TOKEN_ENDPOINT": os.environ.get("OIDC_TOKEN_ENDPOINT", ""),
+    "OIDC_USERINFO_ENDPOINT": os.environ.get("OIDC_USERINFO_ENDPOINT", ""),
+    "OIDC_JWKS_ENDPOINT": os.environ.get("OIDC_JWKS_ENDPOINT", ""),
+}
+OIDC_ENABLED = any(_OIDC_REQUIRED.values())
+if OIDC_ENABLED:
+    for _name, _value in _OIDC_REQUIRED.items():
+        if not _value:
+            raise ImproperlyConfigured(
+                f"{_name} is required for single sign-on (another OIDC_ variable is set)"
+            )
+        if _name == "OIDC_ISSUER" or _name.endswith("_ENDPOINT"):
+            _check_oidc_url(_name, _value)
+
+# Read by compliance/oidc.py and by mozilla-django-oidc under its own names.
+OIDC_ISSUER = _OIDC_REQUIRED["OIDC_ISSUER"]
+OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME") or "SSO"
+OIDC_USERNAME_CLAIM = os.environ.get("OIDC_USERNAME_CLAIM") or "preferred_username"
+OIDC_ALLOWED_DOMAINS = _domains("OIDC_ALLOWED_DOMAINS")
+OIDC_CREATE_USER = _bool("OIDC_CREATE_USERS", default=True)
+OIDC_RP_CLIENT_ID = _OIDC_REQUIRED["OIDC_CLIENT_ID"]
+OIDC_RP_CLIENT_SECRET = _OIDC_REQUIRED["OIDC_CLIENT_SECRET"]
+OIDC_OP_AUTHORIZATION_ENDPOINT = _OIDC_REQUIRED["OIDC_AUTHORIZATION_ENDPOINT"]
+OIDC_OP_TOKEN_ENDPOINT = _OIDC_REQUIRED["OIDC_TOKEN_ENDPOINT"]
+OIDC_OP_USER_ENDPOINT = _OIDC_REQUIRED["OIDC_USERINFO_ENDPOINT"]
+OIDC_OP_JWKS_ENDPOINT = _OIDC_REQUIRED["OIDC_JWKS_ENDPOINT"]
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_SIGN_ALGO") or "RS256"
+if OIDC_RP_SIGN_ALGO not in _OIDC_SIGN_ALGOS:
+    raise ImproperlyConfigured(
+        f"OIDC_SIGN_ALGO: expected one of {', '.join(sorted(_OIDC_SIGN_ALGOS))}, "
+        f"got {OIDC_RP_SIGN_ALGO!r}"
+    )
+_client_auth = os.environ.get("OIDC_TOKEN_AUTH_METHOD") or "client_secret_basic"
+if _client_auth not in {"client_secret_basic", "client_secret_post"}:
+    raise ImproperlyConfigured(
+        "OIDC_TOKEN_AUTH_METHOD: expected client_secret_basic or client_secret_post"
+    )
+OIDC_TOKEN_USE_BASIC_AUTH = _client_auth == "client_secret_basic"
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_TIMEOUT = _int("OIDC_TIMEOUT", 10, minimum=1)
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    *(["compliance.oidc.SingleSignOnBackend"] if OIDC_ENABLED else []),
+]
 
 # --- i18n, static ---------------------------------------------------------------------------
 

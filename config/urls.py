@@ -21,6 +21,7 @@ urlpatterns = [
     path("webhooks/mlflow", mlflow_webhook, name="mlflow-webhook"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("oidc/", include("compliance.oidc")),  # single sign-on, 404 unless configured
     path("admin/", admin.site.urls),
     path("models/", include("registry.urls")),
     path("governance/", include("compliance.urls")),

@@ -328,8 +328,8 @@ def version_facts(
                     {"path": f["path"], "sha256": f["sha256"], "size": f["size"]}
                     for f in (manifest.files if manifest else [])
                 ],
-                "datasets": sorted(upstream.get(name, {}).get(NodeKind.DATASET, set())),
-                "base_models": sorted(upstream.get(name, {}).get(NodeKind.BASE_MODEL, set())),
+                "datasets": _hexes(upstream.get(name, {}).get(NodeKind.DATASET, set())),
+                "base_models": _hexes(upstream.get(name, {}).get(NodeKind.BASE_MODEL, set())),
                 "aliases": sorted(aliases.get(version.pk, [])),
                 "scan": _scan_facts(scans.get(artifact.pk) if artifact else None),
                 "attestations": sorted(row["envelope_sha256"] for row in about),
@@ -389,10 +389,16 @@ def _upstream_keys(version_names: list[str]) -> dict[str, dict[str, set[str]]]:
     return result
 
 
+def _hexes(keys: set[str]) -> list[str]:
+    """Node keys (``sha256:<hex>``) as the bare digests the facts hold."""
+    return sorted(key.removeprefix("sha256:") for key in keys)
+
+
 def dataset_facts(versions: list[VersionFacts]) -> list[DatasetFacts]:
     used_by: dict[str, list[str]] = {}
     for version in versions:
-        for key in version["datasets"]:
+        for digest in version["datasets"]:
+            key = f"sha256:{digest}"
             used_by.setdefault(key, []).append(f"{version['model']}/{version['version']}")
     keys = sorted(used_by)
     proofs: dict[str, list[str]] = {}

@@ -13,7 +13,6 @@ the bundle, with its hash.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -108,21 +107,39 @@ def active_approvals(promotion: PromotionFacts) -> list[ApproverFacts]:
     ]
 
 
+def requirement_roles(requirement: dict[str, object]) -> list[str]:
+    """The roles a policy requirement accepts: ``{"role": key}`` as the contract states it, or
+    ``{"roles": [key, …]}`` (any one of them) as policies snapshot it."""
+    roles = requirement.get("roles")
+    if isinstance(roles, list):
+        return [str(role) for role in roles]
+    return [str(requirement.get("role", ""))]
+
+
 def quorum_shortfall(promotion: PromotionFacts) -> list[str]:
-    """The required roles not covered by enough approvals, as ``"role (have/need)"``."""
-    counted = Counter(
-        role for approval in active_approvals(promotion) for role in set(approval["roles"])
-    )
+    """The requirements not covered by enough approvals, as ``"role (have/need)"``."""
+    approvals = active_approvals(promotion)
     missing = []
     for requirement in promotion["required"]:
-        role, need = str(requirement.get("role", "")), _int(requirement.get("count", 1))
-        if counted[role] < need:
-            missing.append(f"{role} ({counted[role]}/{need})")
+        roles, need = requirement_roles(requirement), _int(requirement.get("count", 1))
+        have = sum(1 for approval in approvals if set(approval["roles"]) & set(roles))
+        if have < need:
+            missing.append(f"{' or '.join(roles)} ({have}/{need})")
     return missing
 
 
+def gate_passed(gate: dict[str, object]) -> bool:
+    """A gate's last evaluation held (``ok`` in the contract; ``passed`` as gates record it)."""
+    return gate.get("ok", gate.get("passed")) is True
+
+
 def failed_gates(promotion: PromotionFacts) -> list[str]:
-    return [str(gate.get("gate", "?")) for gate in promotion["gates"] if gate.get("ok") is not True]
+    return [str(gate.get("gate", "?")) for gate in promotion["gates"] if not gate_passed(gate)]
+
+
+def bare_digest(digest: str) -> str:
+    """A sha256 as lowercase hex, whether or not it came as ``sha256:<hex>``."""
+    return digest.removeprefix("sha256:").lower()
 
 
 def sod_violations(facts: EvidenceFacts, promotion: PromotionFacts) -> list[str]:
@@ -393,9 +410,9 @@ def log_with_checkpoint(facts: EvidenceFacts) -> Outcome:
     log = facts["log"]
     problems: list[str] = []
     if log["entries"] <= 0:
-        problems.append("the bundle carries no log entry")
+        problems.append("The bundle carries no log entry")
     if log["tree_size"] <= 0 or not log["root_hash"]:
-        problems.append("there is no checkpoint to prove entries against")
+        problems.append("There is no checkpoint to prove entries against")
     ok = f"{_count(log['entries'], 'log entry', 'log entries')}, each provable against the "
     ok += "checkpoint of size "
     ok += f"{log['tree_size']}."
@@ -409,9 +426,9 @@ def log_verified(facts: EvidenceFacts) -> Outcome:
     problems = [] if outcome.satisfied else [outcome.reason.rstrip(".")]
     finished = last.get("finished_at") if last else None
     if last is None:
-        problems.append("the log has never been verified end to end")
+        problems.append("The log has never been verified end to end")
     elif last.get("ok") is not True:
-        problems.append(f"the last log verification ({finished}) failed")
+        problems.append(f"The last log verification ({finished}) failed")
     if problems:
         return Outcome(False, "; ".join(problems) + ".", outcome.evidence)
     return outcome._replace(
@@ -512,7 +529,7 @@ def monitored(facts: EvidenceFacts) -> Outcome:
 
 def data_provenance(facts: EvidenceFacts) -> Outcome:
     """Every version names its training data, and each dataset has verified provenance."""
-    datasets = {d["digest"]: d for d in facts["datasets"]}
+    datasets = {bare_digest(d["digest"]): d for d in facts["datasets"]}
     evidence = [JSON_DATASETS, *_provenance_evidence(facts)]
     if not facts["versions"]:
         return Outcome(False, "No model version in scope.", evidence)
@@ -520,7 +537,7 @@ def data_provenance(facts: EvidenceFacts) -> Outcome:
     for version in facts["versions"]:
         if not version["datasets"]:
             problems.append(f"{version_name(version)} names no training dataset")
-        for digest in version["datasets"]:
+        for digest in map(bare_digest, version["datasets"]):
             dataset = datasets.get(digest)
             if dataset is None or not dataset["has_provenance"]:
                 problems.append(f"dataset sha256:{digest[:12]}… has no verified provenance")

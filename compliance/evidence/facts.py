@@ -50,8 +50,8 @@ class PromotionFacts(TypedDict):
     requested_at: str
     reason: str
     model_digest: str
-    required: list[dict[str, object]]  # [{"role": key, "count": n}] snapshotted from the policy
-    gates: list[dict[str, object]]  # [{"gate": key, "ok": bool, "detail": str}] last evaluation
+    required: list[dict[str, object]]  # [{"roles": [keys], "count": n}] snapshot of the policy
+    gates: list[dict[str, object]]  # [{"gate": key, "passed": bool, "detail": str}] last run
     approvals: list[ApproverFacts]
     executed_at: str | None
     attestation_sha256: str  # the promotion attestation ("" when not promoted)

@@ -23,6 +23,7 @@ from typing import Any
 from compliance.evidence.controls import (
     MODEL_CARD,
     attestation_path,
+    bare_digest,
     passed_evaluations,
     version_name,
 )
@@ -55,10 +56,12 @@ def ml_bom(facts: EvidenceFacts) -> bytes:
     bundle = facts["bundle"]
     datasets = _datasets_by_digest(facts)
     version_refs = {
-        v["model_digest"]: _model_ref(v) for v in facts["versions"] if v["model_digest"]
+        bare_digest(v["model_digest"]): _model_ref(v)
+        for v in facts["versions"]
+        if v["model_digest"]
     }
     base_models = sorted(
-        {d for v in facts["versions"] for d in v["base_models"] if d not in version_refs}
+        {d for v in facts["versions"] for d in _base_models(v) if d not in version_refs}
     )
     components = [_model_component(facts, v) for v in facts["versions"]]
     components += [_base_model_component(digest) for digest in base_models]
@@ -104,7 +107,7 @@ def _model_component(facts: EvidenceFacts, version: VersionFacts) -> Json:
         component["authors"] = [{"name": version["author"]}]
     if version["description"]:
         component["description"] = version["description"]
-    component["hashes"] = _hashes(version["model_digest"])
+    component["hashes"] = _hashes(bare_digest(version["model_digest"]))
     if not component["hashes"]:
         del component["hashes"]
     component["externalReferences"] = _references(facts, version)
@@ -166,7 +169,7 @@ def _card(facts: EvidenceFacts, version: VersionFacts) -> Json:
     card: Json = {
         "bom-ref": f"{_model_ref(version)}#model-card",
         "modelParameters": {
-            "datasets": [{"ref": _data_ref(d)} for d in sorted(version["datasets"])]
+            "datasets": [{"ref": _data_ref(d)} for d in sorted(_datasets(version))]
         },
         "considerations": {"technicalLimitations": _limitations(facts, version)},
         "properties": _props(
@@ -194,7 +197,7 @@ def _limitations(facts: EvidenceFacts, version: VersionFacts) -> list[str]:
     if version["scan"]["verdict"] != "clean":
         notes.append(f"The security scan verdict is {version['scan']['verdict']}, not clean.")
     datasets = _datasets_by_digest(facts)
-    unproven = [d for d in version["datasets"] if not datasets[d]["has_provenance"]]
+    unproven = [d for d in _datasets(version) if not datasets[d]["has_provenance"]]
     if unproven:
         names = ", ".join(f"sha256:{d[:12]}…" for d in sorted(unproven))
         notes.append(f"Training data without verified provenance: {names}.")
@@ -249,8 +252,8 @@ def _dependencies(
 ) -> list[Json]:
     dependencies = []
     for version in facts["versions"]:
-        needs = [_data_ref(d) for d in version["datasets"]]
-        needs += [version_refs.get(d, _base_ref(d)) for d in version["base_models"]]
+        needs = [_data_ref(d) for d in _datasets(version)]
+        needs += [version_refs.get(d, _base_ref(d)) for d in _base_models(version)]
         entry: Json = {"ref": _model_ref(version)}
         if needs:
             entry["dependsOn"] = sorted(set(needs) - {_model_ref(version)})
@@ -263,9 +266,9 @@ def _dependencies(
 def _datasets_by_digest(facts: EvidenceFacts) -> dict[str, DatasetFacts]:
     """Every dataset a version names, with what the facts say of it (a bare entry when the
     collector had nothing more), sorted by digest."""
-    known = {d["digest"]: d for d in facts["datasets"]}
+    known = {bare_digest(d["digest"]): d for d in facts["datasets"]}
     for version in facts["versions"]:
-        for digest in version["datasets"]:
+        for digest in _datasets(version):
             known.setdefault(
                 digest,
                 {
@@ -278,6 +281,14 @@ def _datasets_by_digest(facts: EvidenceFacts) -> dict[str, DatasetFacts]:
                 },
             )
     return dict(sorted(known.items()))
+
+
+def _datasets(version: VersionFacts) -> list[str]:
+    return [bare_digest(digest) for digest in version["datasets"]]
+
+
+def _base_models(version: VersionFacts) -> list[str]:
+    return [bare_digest(digest) for digest in version["base_models"]]
 
 
 def _model(facts: EvidenceFacts, name: str) -> ModelFacts | None:
@@ -384,13 +395,13 @@ def _training_data(facts: EvidenceFacts, version: VersionFacts) -> list[str]:
         return [*lines, "No verified training provenance names the training data.", ""]
     datasets = _datasets_by_digest(facts)
     lines += ["| dataset (sha256) | names | provenance |", "| --- | --- | --- |"]
-    for digest in version["datasets"]:
+    for digest in _datasets(version):
         dataset = datasets[digest]
         names = ", ".join(_md(n) for n in dataset["names"]) or "unknown"
         proven = "verified" if dataset["has_provenance"] else "**none**"
         lines.append(f"| {_code(digest)} | {names} | {proven} |")
     if version["base_models"]:
-        lines += ["", "Base models: " + ", ".join(_code(d) for d in version["base_models"])]
+        lines += ["", "Base models: " + ", ".join(_code(d) for d in _base_models(version))]
     return [*lines, ""]
 
 

@@ -131,7 +131,9 @@ def test_a_version_bundle_is_built_signed_and_verifies_offline(
     } <= kinds
     versions = json.loads(archive.read("json/versions.json"))
     assert versions[0]["model_digest"] == MODEL
-    assert versions[0]["datasets"] == [f"sha256:{TRAINING_DATA}"]
+    assert versions[0]["datasets"] == [TRAINING_DATA]
+    datasets = json.loads(archive.read("json/datasets.json"))
+    assert [(d["digest"], d["has_provenance"]) for d in datasets] == [(TRAINING_DATA, True)]
     approvals = json.loads(archive.read("json/approvals.json"))
     assert [a["name"] for a in approvals[0]["approvals"]] == ["bob", "carol"]
     entries = archive.read("log/entries.jsonl").splitlines()
