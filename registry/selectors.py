@@ -2,40 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 
+from config.errors import NotFound
 from provenance import selectors as provenance_selectors
-from provenance.models import Artifact, Attestation, ModelScan, ModelSignature, NodeKind
+from provenance.models import (
+    Artifact,
+    Attestation,
+    ModelScan,
+    ModelSignature,
+    NodeKind,
+    VerificationStatus,
+)
 from provenance.predicates import PREDICATE_VERIFICATION
-from registry.choices import SyncStatus, VersionStatus
+from provenance.selectors.lineage import EdgeRow, GraphRows, NodeRow
+from provenance.selectors.lineage_visible import scoped_node_ids
+from provenance.visibility import Visibility
+from registry.choices import SyncStatus
 from registry.models import (
     AliasHistory,
-    ModelAlias,
     ModelVersion,
     RegisteredModel,
     RunInput,
     SyncRun,
 )
-
-
-def model_list() -> QuerySet[RegisteredModel]:
-    """The inventory: every registered model with its live version count and aliases."""
-    return (
-        RegisteredModel.objects.annotate(
-            live_versions=Count("versions", filter=~Q(versions__status=VersionStatus.DELETED))
-        )
-        .prefetch_related(
-            Prefetch("aliases", queryset=ModelAlias.objects.select_related("version"))
-        )
-        .order_by("name")
-    )
-
-
-def model_get(*, name: str) -> RegisteredModel | None:
-    return model_list().filter(name=name).first()
 
 
 def model_versions(*, registered_model: RegisteredModel) -> QuerySet[ModelVersion]:
@@ -125,37 +119,144 @@ def measured_digest(subject_name: str) -> str | None:
     )
 
 
+LINEAGE_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class LineageEnd:
+    """A node at one end of a lineage edge, as the page names it."""
+
+    node: NodeRow
+
+    @property
+    def kind_label(self) -> str:
+        kind = self.node.kind
+        return str(NodeKind(kind).label) if kind in NodeKind.values else kind
+
+    @property
+    def name(self) -> str:
+        return self.node.label or self.node.key
+
+    @property
+    def version(self) -> tuple[str, int] | None:
+        """(model, number) of a model version node, to link to its page."""
+        model, _, number = self.node.key.rpartition("/")
+        if self.node.kind != NodeKind.MODEL_VERSION or not model or not number.isdigit():
+            return None
+        return model, int(number)
+
+
+@dataclass(frozen=True)
+class LineageLink:
+    """An edge of a version's lineage with the nodes at its ends, as the page lists it."""
+
+    edge: EdgeRow
+    upstream: LineageEnd
+    downstream: LineageEnd
+
+    @property
+    def verified(self) -> bool:
+        return self.edge.verification_status == VerificationStatus.VERIFIED
+
+    @property
+    def status_label(self) -> str:
+        status = self.edge.verification_status
+        return (
+            str(VerificationStatus(status).label) if status in VerificationStatus.values else status
+        )
+
+
+@dataclass(frozen=True)
+class VersionLineage:
+    """What a version came from and what it fed (``LINEAGE_DEPTH`` steps each way), as rows:
+    the version's own nodes, every node reached, and the edges, upstream first (from the
+    furthest source down to the version), then downstream."""
+
+    start: frozenset[int]
+    nodes: list[NodeRow]
+    links: list[LineageLink]
+
+
 @dataclass(frozen=True)
 class VersionProvenance:
-    """What is proven about a version: its upstream lineage, the attestations about its
-    files, and the latest re-verification (None if never)."""
+    """What is proven about a version: its lineage both ways (None when it has no lineage
+    node yet), the attestations about its files, and the latest re-verification (None if
+    never)."""
 
-    lineage: provenance_selectors.LineageGraph | None
+    lineage: VersionLineage | None
     attestations: list[Attestation]
     last_verification: dict[str, Any] | None
 
 
-def version_provenance(*, version: ModelVersion) -> VersionProvenance:
+def version_provenance(*, version: ModelVersion, visibility: Visibility) -> VersionProvenance:
+    """The version page's provenance, narrowed to what ``visibility`` sees. A fixed number of
+    queries however large the graph: one walk per direction returns its edges and nodes."""
     name = f"{version.registered_model.name}/{version.version}"
-    node = provenance_selectors.lineage_node_get(kind=NodeKind.MODEL_VERSION, key=name)
-    lineage = (
-        provenance_selectors.lineage_graph(start=[node], direction="upstream", depth=10)
-        if node is not None
-        else None
-    )
     digest = version.model_artifact.digest if version.model_artifact else None
     attestations = (
-        list(provenance_selectors.attestations_about(digests=[digest]).order_by("-received_at"))
+        list(
+            provenance_selectors.attestations_about(digests=[digest])
+            .defer("envelope", "statement")
+            .order_by("-received_at")
+        )
         if digest
         else []
     )
     return VersionProvenance(
-        lineage=lineage,
+        lineage=version_lineage(name=name, visibility=visibility),
         attestations=attestations,
         last_verification=provenance_selectors.latest_registry_statement(
             subject_name=name, predicate_type=PREDICATE_VERIFICATION
         ),
     )
+
+
+def version_lineage(*, name: str, visibility: Visibility) -> VersionLineage | None:
+    """The lineage around the version ``<model>/<number>`` one may see (None: no node)."""
+    scope = provenance_selectors.lineage_scope(visibility)
+    try:
+        start = scoped_node_ids(f"{NodeKind.MODEL_VERSION}:{name}", scope=scope)
+    except NotFound:
+        return None
+    rows = provenance_selectors.scoped_graph(
+        start=start, direction="both", depth=LINEAGE_DEPTH, scope=scope
+    )
+    links = [
+        LineageLink(
+            edge,
+            LineageEnd(rows.known[edge.upstream_id]),
+            LineageEnd(rows.known[edge.downstream_id]),
+        )
+        for edge in rows.edges
+    ]
+    return VersionLineage(
+        start=frozenset(start),
+        nodes=rows.nodes,
+        links=sorted(links, key=_flow_order(set(start), rows)),
+    )
+
+
+def _flow_order(start: set[int], rows: GraphRows) -> Callable[[LineageLink], tuple[int, int, int]]:
+    """Upstream edges first, furthest from the version first; then downstream, nearest first,
+    so the list reads in the direction the data flowed."""
+    feeding: dict[int, list[int]] = {}
+    for edge in rows.edges:
+        feeding.setdefault(edge.downstream_id, []).append(edge.upstream_id)
+    upstream, frontier = set(start), list(start)
+    while frontier:
+        node = frontier.pop()
+        for source in feeding.get(node, []):
+            if source not in upstream:
+                upstream.add(source)
+                frontier.append(source)
+
+    def key(link: LineageLink) -> tuple[int, int, int]:
+        edge = link.edge
+        if edge.downstream_id in upstream:
+            return (0, -rows.depth_of.get(edge.upstream_id, 0), edge.id)
+        return (1, rows.depth_of.get(edge.downstream_id, 0), edge.id)
+
+    return key
 
 
 def scan_verdict(*, version: ModelVersion) -> str | None:

@@ -1,4 +1,4 @@
-"""Reads for the REST API, each narrowed to what the caller may see.
+"""Reads for the REST API and the pages, each narrowed to what the caller may see.
 
 Every function takes the caller's :class:`~provenance.visibility.Visibility` (the views get it
 from ``config.access``) and narrows its queryset, in lists and details alike: what the caller
@@ -8,8 +8,8 @@ versions, the runs that produced them, the datasets those runs used, their alias
 history, the artifacts of all these and of the lineage upstream of their versions, and the
 attestations about those artifacts.
 
-They live beside ``registry/selectors.py`` (the unscoped reads of the pages, tasks and services)
-rather than in it, to keep each module small.
+They live beside ``registry/selectors.py`` (the unscoped reads of tasks and services, and of
+the pages once the version is known to be visible) rather than in it, to keep each module small.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection, models
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from config.errors import NotFound
 from provenance import selectors as provenance_selectors
@@ -26,6 +26,7 @@ from provenance.models import (
     Attestation,
     AttestationSubject,
     LineageEdge,
+    ModelScan,
     ModelSignature,
     NodeKind,
 )
@@ -42,6 +43,7 @@ from registry.models import (
     Run,
     RunInput,
 )
+from registry.selectors import version_get
 
 
 def _fits(model: type[models.Model], field_name: str, value: int) -> bool:
@@ -147,6 +149,50 @@ def alias_history_visible(*, visibility: Visibility, name: str) -> QuerySet[Alia
     return AliasHistory.objects.filter(registered_model=model).select_related(
         "registered_model", "from_version", "to_version"
     )
+
+
+# --- the pages ----------------------------------------------------------------------------
+
+
+def inventory_visible(*, visibility: Visibility) -> QuerySet[RegisteredModel]:
+    """The inventory page: the models one may see, by name, with their live version count and
+    their aliases now. Each alias carries the verdict of the latest scan of its version's files
+    (``scan_verdict``, None if never scanned) and how it last reached that version
+    (``moved_by``: an ``AliasChangeSource``, None when no move was recorded)."""
+    latest_scan = ModelScan.objects.filter(
+        artifact_id=OuterRef("version__model_artifact_id")
+    ).order_by("-scanned_at", "-pk")
+    last_move = AliasHistory.objects.filter(
+        registered_model_id=OuterRef("registered_model_id"),
+        alias=OuterRef("alias"),
+        to_version_id=OuterRef("version_id"),
+    ).order_by("-changed_at", "-pk")
+    aliases = (
+        ModelAlias.objects.select_related("version")
+        .annotate(
+            scan_verdict=Subquery(latest_scan.values("verdict")[:1]),
+            moved_by=Subquery(last_move.values("source")[:1]),
+        )
+        .order_by("alias")
+    )
+    return (
+        _models_seen(visibility)
+        .annotate(
+            live_versions=Count("versions", filter=~Q(versions__status=VersionStatus.DELETED))
+        )
+        .prefetch_related(Prefetch("aliases", queryset=aliases))
+        .order_by("name")
+    )
+
+
+def version_page_get(*, visibility: Visibility, name: str, version: int) -> ModelVersion:
+    """The version of the version page (run, datasets, aliases), if one may see its model."""
+    found = None
+    if visibility.sees_model(name) and _fits(ModelVersion, "version", version):
+        found = version_get(name=name, version=version)
+    if found is None:
+        raise NotFound(f"no version {version} of {name!r}", code="version_not_found")
+    return found
 
 
 # --- runs and datasets ------------------------------------------------------------------

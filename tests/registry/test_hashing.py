@@ -270,7 +270,7 @@ def test_the_version_page_shows_the_measured_digest(
     hashed = services.model_version_hash(version_pk=version.pk)
     assert hashed is not None
     assert hashed.model_artifact is not None
-    client.force_login(make_user("viewer"))
+    client.force_login(reader())
 
     page = client.get(f"/models/fraud/versions/{version.version}/").content.decode()
 

@@ -31,8 +31,8 @@ from provenance.services import trusted_signer_add
 from registry import services, tasks
 from registry.choices import SyncTrigger
 from registry.models import Dataset, ModelVersion
-from tests.conftest import MlflowStore, make_user
-from tests.registry.test_hashing import log_model
+from tests.conftest import MlflowStore
+from tests.registry.test_hashing import log_model, reader
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("test")
@@ -279,7 +279,7 @@ def test_the_version_page_shows_lineage_and_reverification(
 ) -> None:
     version = hashed()
     services.model_version_reverify(version_pk=version.pk, actor=ACTOR)
-    client.force_login(make_user("viewer"))
+    client.force_login(reader())
 
     page = client.get("/models/fraud/versions/1/").content.decode()
 
@@ -293,7 +293,7 @@ def test_asking_for_reverification_queues_the_task(
     mlflow_store: MlflowStore, client: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
     version = hashed()
-    user = make_user("viewer")
+    user = reader()
     client.force_login(user)
 
     with (
@@ -308,6 +308,6 @@ def test_asking_for_reverification_queues_the_task(
 
 def test_reverification_needs_a_sign_in_and_a_post(client: Client) -> None:
     assert client.post("/models/fraud/versions/1/reverify").status_code == 302
-    client.force_login(make_user("viewer"))
+    client.force_login(reader())
     assert client.get("/models/fraud/versions/1/reverify").status_code == 405
     assert client.post("/models/fraud/versions/1/reverify").status_code == 404

@@ -20,8 +20,8 @@ from provenance.models import LineageNode, LogEntry, ModelScan, NodeKind
 from registry import selectors, services, tasks
 from registry.choices import ScanStatus, SyncTrigger
 from registry.models import ModelVersion
-from tests.conftest import MlflowStore, make_user
-from tests.registry.test_hashing import log_model
+from tests.conftest import MlflowStore
+from tests.registry.test_hashing import log_model, reader
 
 pytestmark = pytest.mark.django_db
 
@@ -202,7 +202,7 @@ def test_the_version_page_shows_findings_and_rescans(
 ) -> None:
     version = register_files(mlflow_store, tmp_path, {"model.pkl": pickle.dumps(Payload())})
     services.model_version_scan(version_pk=version.pk)
-    client.force_login(make_user("viewer"))
+    client.force_login(reader())
 
     page = client.get("/models/fraud/versions/1/").content.decode()
     assert "Unsafe" in page

@@ -1,4 +1,5 @@
-"""The registry's pages: signed-in only, showing what was mirrored, with a fixed query count."""
+"""The registry's pages: signed-in only, narrowed to the models one holds a role on, showing
+what was mirrored, with a fixed query count."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
+from compliance.models import SecurityRole
+from compliance.services import role_grant
 from registry.choices import AliasChangeSource, VersionStatus
 from registry.models import (
     AliasHistory,
@@ -52,9 +55,21 @@ def build_model(name: str, versions: int = 2) -> RegisteredModel:
     return model
 
 
+def grant(user: User, model: RegisteredModel | None = None) -> None:
+    role_grant(
+        user=user,
+        role=SecurityRole.objects.get(key="model_validator"),
+        registered_model=model,
+        acting_user=None,
+        actor_name="test",
+    )
+
+
 @pytest.fixture
 def viewer(client: Client) -> User:
+    """Holds a role globally: sees every model."""
     user = make_user("viewer")
+    grant(user)
     client.force_login(user)
     return user
 
@@ -85,7 +100,8 @@ def test_inventory_query_count_does_not_grow_with_models(
 ) -> None:
     for index in range(3):
         build_model(f"model-{index}")
-    with django_assert_max_num_queries(6) as few:
+    # session, user, roles, inbox badge, models, aliases; compliance: tiers, incidents, promotions
+    with django_assert_max_num_queries(9) as few:
         client.get("/models/")
     for index in range(3, 12):
         build_model(f"model-{index}")
@@ -93,8 +109,9 @@ def test_inventory_query_count_does_not_grow_with_models(
     with django_assert_max_num_queries(len(few.captured_queries)):
         response = client.get("/models/")
 
-    assert response.content.decode().count("/versions/") == 0
-    assert "model-11" in response.content.decode()
+    page = response.content.decode()
+    assert page.count("production → v1") == 12
+    assert "model-11" in page
 
 
 def test_model_page_shows_versions_and_alias_history(client: Client, viewer: User) -> None:
@@ -133,6 +150,69 @@ def test_deleted_versions_say_so(client: Client, viewer: User) -> None:
 def test_unknown_model_or_version_is_404(client: Client, viewer: User, url: str) -> None:
     build_model("fraud")
     assert client.get(url).status_code == 404
+
+
+# --- who sees what ----------------------------------------------------------------------
+
+
+def test_an_outsider_sees_no_model_in_the_inventory(client: Client, outsider: User) -> None:
+    build_model("fraud")
+    client.force_login(outsider)
+
+    page = client.get("/models/").content.decode()
+
+    assert "fraud" not in page
+    assert "production" not in page
+    assert "You hold no role on any model" in page
+
+
+@pytest.mark.parametrize(
+    "url", ["/models/fraud/", "/models/fraud/versions/1/", "/models/fraud/versions/2/"]
+)
+def test_an_outsider_is_told_a_model_does_not_exist(
+    client: Client, outsider: User, url: str
+) -> None:
+    build_model("fraud")
+    client.force_login(outsider)
+
+    response = client.get(url)
+
+    assert response.status_code == 404
+    assert "fraud-run" not in response.content.decode()
+
+
+@pytest.mark.parametrize("action", ["rescan", "reverify"])
+def test_an_outsider_cannot_queue_work_on_a_version(
+    client: Client, outsider: User, action: str
+) -> None:
+    build_model("fraud")
+    client.force_login(outsider)
+
+    response = client.post(f"/models/fraud/versions/1/{action}")
+
+    assert response.status_code == 404
+
+
+def test_a_role_on_one_model_shows_that_model_only(client: Client) -> None:
+    fraud = build_model("fraud")
+    build_model("churn")
+    fiona = make_user("fiona")
+    grant(fiona, fraud)
+    client.force_login(fiona)
+
+    inventory = client.get("/models/").content.decode()
+
+    assert "/models/fraud/" in inventory
+    assert "churn" not in inventory
+    assert client.get("/models/fraud/versions/1/").status_code == 200
+    assert client.get("/models/churn/").status_code == 404
+    assert client.get("/models/churn/versions/1/").status_code == 404
+
+
+def test_a_version_number_beyond_the_column_is_not_found(client: Client, viewer: User) -> None:
+    build_model("fraud")
+
+    assert client.get(f"/models/fraud/versions/{2**63}/").status_code == 404
 
 
 def test_login_page_renders_without_external_assets(client: Client) -> None:
