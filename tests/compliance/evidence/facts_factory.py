@@ -10,6 +10,11 @@ registry rolled the alias back. Both versions were scanned clean and passed eval
 ``bare_facts()``: one registered version and nothing else: no evaluation, no scan yet, no
 promotion, no dataset, an empty log extract.
 
+``large_facts(versions, attestations)``: the realistic period scaled up to the evidence
+benchmark's size (``bench/bench_evidence.py``): many versions of one model, each with a
+training provenance, a scan result and signed evaluations, promotions of every tenth version,
+shared datasets, and a lineage graph too big to draw whole.
+
 ``bundle_files(facts)``: every file a complete bundle for those facts would hold, with a fake
 sha256 each, as the bundle builder passes them to the OSCAL writer.
 """
@@ -18,12 +23,18 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 from compliance.evidence.facts import (
+    AliasMoveFacts,
     ApproverFacts,
     AttestationFacts,
+    DatasetFacts,
     EvidenceFacts,
     LineageEdgeFacts,
+    LineageFacts,
+    LineageNodeFacts,
+    PromotionFacts,
     VersionFacts,
 )
 
@@ -445,6 +456,194 @@ def bare_facts() -> EvidenceFacts:
         }
     )
     return facts
+
+
+LARGE_START = datetime(2026, 1, 1, tzinfo=UTC)
+LARGE_DATASETS = 20
+PROMOTED_EVERY = 10  # every tenth version went to staging through a promotion
+FAILED_EVERY = 7  # every seventh evaluation failed
+UNVERIFIED_EVERY = 97  # every 97th attestation no longer verifies
+UNSCANNED_EVERY = 50  # every 50th version has not been scanned yet
+WARNING_EVERY = 17  # every 17th version's scan found something
+
+
+def _moment(hours: float) -> str:
+    return (LARGE_START + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+
+
+def large_facts(versions: int = 200, attestations: int = 2000) -> EvidenceFacts:
+    """``versions`` versions of fraud-detector and ``attestations`` attestations about them:
+    attestation ``i`` is about version ``i % versions + 1``; its first round is the training
+    provenance (SLSA), the second the registry's scan result, the rest signed evaluations."""
+    facts = realistic_facts()
+    numbers = range(1, versions + 1)
+    digests = {n: sha(f"large model v{n}") for n in numbers}
+    built = [_large_version(n, digests[n]) for n in numbers]
+    facts["attestations"] = [_large_attestation(index, built) for index in range(attestations)]
+    facts["datasets"] = _large_datasets(built)
+    facts["promotions"] = [
+        _large_promotion(n, digests[n]) for n in numbers if n % PROMOTED_EVERY == 0
+    ]
+    facts["alias_history"] = [_large_move(p) for p in facts["promotions"]]
+    staging = max((p["version"] for p in facts["promotions"]), default=None)
+    aliases = {"production": versions} | ({"staging": staging} if staging else {})
+    for alias, number in aliases.items():
+        built[number - 1]["aliases"].append(alias)
+    facts["models"][0].update({"aliases": dict(sorted(aliases.items())), "versions": [*numbers]})
+    facts["versions"] = built
+    facts["incidents"] = []
+    facts["lineage"] = _large_lineage(built)
+    entries = 10 * attestations
+    facts["log"].update({"entries": entries, "first_index": 7, "last_index": entries + 6})
+    facts["log"]["tree_size"] = entries + 8
+    facts["event_counts"] = {
+        "attestation.accepted": attestations,
+        "model_version.observed": entries - attestations - 2 * len(facts["promotions"]),
+        "promotion.executed": len(facts["promotions"]),
+        "promotion.requested": len(facts["promotions"]),
+    }
+    return facts
+
+
+def _large_version(number: int, digest: str) -> VersionFacts:
+    version = _version(number, digest, created_at=_moment(number * 20))
+    version["datasets"] = [sha(f"dataset {number % LARGE_DATASETS}")]
+    version["scan"]["scanned_at"] = _moment(number * 20 + 1)
+    if number % UNSCANNED_EVERY == 0:
+        version["scan"].update({"verdict": "pending", "scanners": [], "scanned_at": None})
+    elif number % WARNING_EVERY == 0:
+        version["scan"]["verdict"] = "warning"
+        version["scan"]["findings"] = [
+            {
+                "file": "model.skops",
+                "scanner": "modelscan",
+                "severity": "MEDIUM",
+                "operator": "builtins.getattr",
+                "detail": f"Unsafe operator in version {number}",
+            }
+        ]
+    return version
+
+
+def _large_attestation(index: int, built: list[VersionFacts]) -> AttestationFacts:
+    number, round_ = index % len(built) + 1, index // len(built)
+    version = built[number - 1]
+    digest = version["model_digest"]
+    envelope = sha(f"large attestation {index}")
+    received_at = _moment(number * 20 + 2 + round_)
+    if round_ == 0:
+        attestation = _attestation(envelope, SLSA, digest, "ci-train")
+    elif round_ == 1:
+        attestation = _attestation(envelope, TEST_RESULT, digest, "registry", "registry")
+        if version["scan"]["scanned_at"]:
+            version["scan"]["attestation_sha256"] = envelope
+    else:
+        attestation = _attestation(envelope, TEST_RESULT, digest, "ci-eval")
+        version["evaluations"].append(
+            {
+                "result": "FAILED" if index % FAILED_EVERY == 0 else "PASSED",
+                "metrics": {"auc": round(0.8 + (index % 19) / 100, 2), "latency_ms": 30},
+                "attestation_sha256": envelope,
+                "received_at": received_at,
+            }
+        )
+    if index % UNVERIFIED_EVERY == 0:
+        attestation["verification_status"] = "failed"
+    attestation["received_at"] = received_at
+    version["attestations"].append(envelope)
+    return attestation
+
+
+def _large_datasets(built: list[VersionFacts]) -> list[DatasetFacts]:
+    datasets: list[DatasetFacts] = []
+    for index in range(LARGE_DATASETS):
+        digest = sha(f"dataset {index}")
+        proven = index % 2 == 0
+        datasets.append(
+            {
+                "digest": digest,
+                "names": [f"transactions part {index}"],
+                "sources": [f"s3://lake/transactions/part-{index}/"],
+                "has_provenance": proven,
+                "provenance_attestations": [sha(f"etl {index}")] if proven else [],
+                "used_by": [f"{MODEL}/{v['version']}" for v in built if digest in v["datasets"]],
+            }
+        )
+    return sorted(datasets, key=lambda d: d["digest"])
+
+
+def _large_promotion(number: int, digest: str) -> PromotionFacts:
+    requested = number * 20 + 10
+    return {
+        "id": 100 + number,
+        "model": MODEL,
+        "version": number,
+        "alias": "staging",
+        "status": "promoted",
+        "risk_tier": "high",
+        "break_glass": False,
+        "requested_by": "paul",
+        "requested_at": _moment(requested),
+        "reason": f"Shadow test of version {number}",
+        "model_digest": digest,
+        "required": [{"role": "model_validator", "count": 1}],
+        "gates": [{"gate": "require_scan_clean", "ok": True, "detail": "clean"}],
+        "approvals": [
+            _approval(
+                "vera",
+                "model_validator",
+                digest,
+                sha(f"large approval {number}"),
+                decided_at=_moment(requested + 1),
+            )
+        ],
+        "executed_at": _moment(requested + 2),
+        "attestation_sha256": sha(f"large promotion {number}"),
+    }
+
+
+def _large_move(promotion: PromotionFacts) -> AliasMoveFacts:
+    number = promotion["version"]
+    return {
+        "model": MODEL,
+        "alias": "staging",
+        "from_version": number - PROMOTED_EVERY if number > PROMOTED_EVERY else None,
+        "to_version": number,
+        "changed_at": promotion["executed_at"] or promotion["requested_at"],
+        "changed_by": "registry",
+        "source": "registry",
+        "promotion_id": promotion["id"],
+    }
+
+
+def _large_lineage(built: list[VersionFacts]) -> LineageFacts:
+    """Datasets → runs → versions → evaluations, and the aliases: far more than a picture
+    holds."""
+    nodes: list[LineageNodeFacts] = [
+        {"id": index + 1, "kind": "dataset", "label": f"transactions part {index}"}
+        for index in range(LARGE_DATASETS)
+    ]
+    edges: list[LineageEdgeFacts] = []
+
+    def add(kind: str, label: str) -> int:
+        nodes.append({"id": len(nodes) + 1, "kind": kind, "label": label})
+        return len(nodes)
+
+    for version in built:
+        number = version["version"]
+        train = version["attestations"][0] if version["attestations"] else ""
+        run = add("run", f"run {version['run_id']}")
+        node = add("model_version", f"{MODEL} v{number}")
+        edges.append(_edge(1 + number % LARGE_DATASETS, run, "trained-on", train))
+        edges.append(_edge(run, node, "produced", train))
+        for evaluation in version["evaluations"]:
+            evaluated = add("evaluation", f"evaluation v{number}")
+            edges.append(
+                _edge(node, evaluated, "evaluated-by", str(evaluation["attestation_sha256"]))
+            )
+        for alias in version["aliases"]:
+            edges.append(_edge(node, add("alias", f"{MODEL}@{alias}"), "promoted-to", train))
+    return {"nodes": nodes, "edges": edges}
 
 
 def bundle_files(facts: EvidenceFacts) -> dict[str, str]:

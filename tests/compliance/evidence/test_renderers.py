@@ -10,6 +10,7 @@ import io
 import json
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from importlib.resources import files as package_files
 from pathlib import Path
@@ -27,7 +28,7 @@ from trestle.oscal.assessment_results import AssessmentResults
 from weasyprint.urls import FatalURLFetchingError  # type: ignore[import-untyped]
 
 from compliance.evidence import mlbom, oscal, report
-from compliance.evidence.controls import CONTROLS
+from compliance.evidence.controls import CONTROLS, assess
 from compliance.evidence.facts import EvidenceFacts
 from tests.compliance.evidence.facts_factory import (
     BASE_MODEL,
@@ -37,7 +38,9 @@ from tests.compliance.evidence.facts_factory import (
     bare_facts,
     bundle_files,
     deep,
+    large_facts,
     realistic_facts,
+    sha,
 )
 
 Json = dict[str, Any]
@@ -177,6 +180,145 @@ def test_pdf_rendering_fetches_nothing() -> None:
         report.render_pdf(html, facts)
 
 
+def test_below_the_limits_the_report_lists_every_row() -> None:
+    html = report.render_html(realistic_facts())
+
+    assert 'class="more"' not in html
+    assert 'class="compact"' not in html.split('id="development"')[0]
+    assert html.count("<h3>fraud-detector v2</h3>") == 2  # development and validation
+    assert "fraud-detector v2" in text_of(section(html, "risk"))
+
+
+def section(html: str, key: str) -> str:
+    start = html.index(f'<section class="part" id="{key}">')
+    return html[start : html.index("</section>", start)]
+
+
+@pytest.fixture(scope="module")
+def large() -> tuple[EvidenceFacts, str]:
+    facts = large_facts(versions=200, attestations=2000)
+    return facts, report.render_html(facts)
+
+
+def test_a_large_scope_renders_to_a_short_pdf(large: tuple[EvidenceFacts, str]) -> None:
+    facts, html = large
+
+    reader = PdfReader(io.BytesIO(report.render_pdf(html, facts)))
+
+    assert len(reader.pages) <= 60
+    text = " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
+    for number, (_, title) in enumerate(report.SECTIONS, start=1):
+        assert f"{number}. {title}" in text
+
+
+def test_a_large_scope_has_one_row_per_version_and_details_some(
+    large: tuple[EvidenceFacts, str],
+) -> None:
+    facts, html = large
+    identity = section(html, "identity")
+    rows = identity.split('<table class="compact">')[1].split("</table>")[0]
+
+    assert rows.count("<tr>") == 1 + 200
+    assert "200 versions are in scope" in text_of(identity)
+    assert "1\N{EN DASH}200" in text_of(identity)  # the model's versions, as a range
+    v1 = text_of(rows.split("<td>fraud-detector v1</td>")[1].split("</tr>")[0])
+    digest = facts["versions"][0]["model_digest"][: report.DIGEST_PREFIX]
+    # its provenance (attestation 0) no longer verifies; one of its 8 evaluations failed
+    assert v1 == f"{digest}… dana — clean provenance 0/1, test-result 9/9 7/8 —"
+    development = section(html, "development")
+    assert "detail 25 of the 200 versions in scope" in text_of(development)
+    headings = re.findall(r"<h3>(fraud-detector v\d+)</h3>", development)
+    # v200, which the aliases point at, first; then the most recently changed: v190, which
+    # staging moved away from when v200 was promoted, then the newest versions
+    assert len(headings) == report.DETAILED_VERSIONS
+    assert headings[:4] == [
+        "fraud-detector v200",
+        "fraud-detector v190",
+        "fraud-detector v199",
+        "fraud-detector v198",
+    ]
+    assert "fraud-detector v1" not in headings
+    assert headings == re.findall(r"<h3>(fraud-detector v\d+)</h3>", section(html, "validation"))
+    assert html == report.render_html(deep(facts))
+
+
+def test_a_large_scope_states_every_figure_exactly(large: tuple[EvidenceFacts, str]) -> None:
+    facts, html = large
+    text = text_of(html)
+    verdicts = Counter(v["scan"]["verdict"] for v in facts["versions"])
+
+    assert "Attestations in the bundle 2000" in text
+    assert (
+        "20 datasets trained the versions in scope: 10 with verified provenance, 10 without."
+        in text
+    )
+    assert (
+        "1600 evaluations reported for the 200 versions in scope: 200 passed one, 200 with a "
+        "signed test report."
+    ) in text
+    scans = ", ".join(f"{verdict} {count}" for verdict, count in sorted(verdicts.items()))
+    assert f"Scan verdicts of the 200 versions in scope: {scans}." in text
+    assert "promotions were requested in the period" not in text  # 20 fit: none summarised
+    assert text.count("Promotion #") == len(facts["promotions"]) == 20
+    for _, outcome in assess(facts):
+        problems = len(outcome.reason.split("; "))
+        if not outcome.satisfied and problems > report.PROBLEMS_SHOWN:
+            more = problems - report.PROBLEMS_SHOWN
+            assert f"and {more} more, all listed in the finding in {report.OSCAL_RESULTS}" in text
+
+
+def test_a_large_lineage_is_drawn_around_the_detailed_versions(
+    large: tuple[EvidenceFacts, str],
+) -> None:
+    facts, html = large
+    nodes, edges = len(facts["lineage"]["nodes"]), len(facts["lineage"]["edges"])
+    drawn = int(re.findall(r'aria-label="Lineage graph: (\d+) nodes', html)[0])
+
+    assert drawn <= report.PICTURE_NODES
+    assert (
+        f"has {nodes} nodes and {edges} edges, too many to draw legibly: "
+        f"the picture draws {drawn} nodes"
+    ) in text_of(html)
+    assert "<title>alias: fraud-detector@production</title>" in html
+    assert "<title>model_version: fraud-detector v200</title>" in html
+    assert "<title>model_version: fraud-detector v1</title>" not in html
+
+
+def test_a_very_large_scope_lists_the_versions_ranked_first() -> None:
+    versions = report.SUMMARY_ROWS + 20
+    facts = large_facts(versions=versions, attestations=versions)
+
+    identity = section(report.render_html(facts), "identity")
+
+    rows = identity.split('<table class="compact">')[1].split("</table>")[0]
+    assert rows.count("<tr>") == 1 + report.SUMMARY_ROWS
+    assert f"{versions} versions are in scope. The table lists {report.SUMMARY_ROWS} of them" in (
+        text_of(identity)
+    )
+    assert f"<td>fraud-detector v{versions}</td>" in rows
+    assert "<td>fraud-detector v1</td>" not in rows
+
+
+def test_long_lists_of_a_version_are_cut_with_a_pointer_to_the_files() -> None:
+    facts = large_facts(versions=30, attestations=30 * 45)
+    extra = [sha(f"approval {n}") for n in range(40)]
+    facts["versions"][29]["attestations"] += extra  # v30: 40 approvals, never received
+    html = report.render_html(facts)
+    development = section(html, "development")
+    listed = development.split("<h3>fraud-detector v30</h3>")[1].split("<h3>")[0]
+    block = text_of(listed)
+
+    assert "85: not in the bundle 0/40, provenance 1/1, test-result 44/44" in block
+    assert "The table leaves out 44 attestations" in block
+    assert (
+        "The 30 most recently received of the other 41 attestations are listed; all are in "
+        "attestations/index.json"
+    ) in block
+    assert listed.count('<code class="sha">') == report.ATTESTATION_ROWS
+    validation = section(html, "validation").split("<h3>fraud-detector v30</h3>")[1]
+    assert "The 10 most recent of 43 evaluations are listed" in text_of(validation.split("<h3>")[0])
+
+
 # --- OSCAL ----------------------------------------------------------------------------------
 
 
@@ -288,7 +430,7 @@ def test_oscal_says_not_satisfied_when_there_is_nothing_to_show() -> None:
     expected = {
         "CC8.1": "No alias moved in the period",
         "A.5.3": "No approved promotion",
-        "A.8.15": "the log has never been verified",
+        "A.8.15": "The log has never been verified",
         "Art. 14": "No promotion was approved by people",
         "Art. 15": "has no passed evaluation",
         "A.6.2.4": "has no signed passed evaluation",
@@ -392,6 +534,41 @@ def test_a_reviewed_break_glass_promotion_counts_as_a_controlled_change() -> Non
     assert state(by_label["CC8.1"]) == "satisfied"
     assert state(by_label["A.8.32"]) == "satisfied"
     assert state(by_label["Art. 14"]) == "not-satisfied"  # no person approved it before
+
+
+def collector_variant(facts: EvidenceFacts) -> EvidenceFacts:
+    """The same facts in the shapes the collector also writes: ``sha256:``-prefixed dataset
+    and base-model digests, gates with ``passed``, requirements naming alternative roles."""
+    variant = deep(facts)
+    for version in variant["versions"]:
+        version["datasets"] = [f"sha256:{d}" for d in version["datasets"]]
+        version["base_models"] = [f"sha256:{d}" for d in version["base_models"]]
+    for promotion in variant["promotions"]:
+        for gate in promotion["gates"]:
+            gate["passed"] = gate.pop("ok")
+        promotion["required"] = [
+            {"roles": [r["role"], "security_architect"], "count": r["count"]}
+            for r in promotion["required"]
+        ]
+    return variant
+
+
+def test_the_collectors_variant_shapes_give_the_same_findings() -> None:
+    facts = realistic_facts()
+    variant = collector_variant(facts)
+
+    expected = {label: state(f) for label, f in findings(assessment(facts)[1]).items()}
+    assert {label: state(f) for label, f in findings(assessment(variant)[1]).items()} == expected
+    dependencies = {
+        d["ref"]: d.get("dependsOn") for d in json.loads(mlbom.ml_bom(variant))["dependencies"]
+    }
+    assert dependencies == {
+        d["ref"]: d.get("dependsOn") for d in json.loads(mlbom.ml_bom(facts))["dependencies"]
+    }
+    text = text_of(report.render_html(variant))
+    assert "1 \N{MULTIPLICATION SIGN} model_validator or security_architect" in text
+    assert f"sha256:{BASE_MODEL}" in text
+    assert "sha256:sha256:" not in text
 
 
 def test_oscal_is_byte_identical_with_name_based_uuids() -> None:
