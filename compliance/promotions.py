@@ -9,12 +9,13 @@ duties is a guard of every step (ARCHITECTURE: the eight roles).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -57,6 +58,7 @@ _ALIAS_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,255}")
 BREAK_GLASS_ROLE = "security_operations"
 # Break-glass skips the quorum and the policy's gates; the digest check always runs.
 _BREAK_GLASS_GATES = {"require_scan_clean": False, "require_no_open_incident": False}
+_EXECUTION_LOCK_CLASS = 0x50524F4D  # arbitrary constant naming execution locks on PostgreSQL
 
 
 # --------------------------------------------------------------------------
@@ -485,7 +487,40 @@ def promotion_execute(*, request_id: int) -> PromotionRequest | None:
 
     Idempotent: a retry after MLflow was down picks up where it stopped; the request waits in
     ``executing`` meanwhile and is never half-applied. Raises MlflowUnavailable for a retry.
+    One execution at a time: a call while another is under way (a redelivered task, the
+    resume beat) does nothing and returns None.
     """
+    with _execution_claim(request_id) as claimed:
+        return _execute(request_id) if claimed else None
+
+
+@contextmanager
+def _execution_claim(request_id: int) -> Iterator[bool]:
+    """Whether this caller is the one executing ``request_id`` now.
+
+    The status cannot tell: the request stays ``executing`` between attempts, and a retry
+    must go on from there. So on PostgreSQL a session advisory lock, held across the MLflow
+    calls (no transaction stays open meanwhile) and released with the session if the worker
+    dies, lets one caller through. SQLite (embedded mode) has none: a concurrent duplicate
+    there is refused at the final transition and records nothing twice.
+    """
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = [_EXECUTION_LOCK_CLASS, request_id]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+        claimed = bool(cursor.fetchone()[0])
+    try:
+        yield claimed
+    finally:
+        if claimed:
+            # Suppressed: a session that is gone took its lock with it.
+            with suppress(DatabaseError), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
+def _execute(request_id: int) -> PromotionRequest | None:
     with transaction.atomic():
         request = _locked(request_id)
         if request.status == S.APPROVED:

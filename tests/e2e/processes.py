@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -110,3 +114,94 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process and every child it started: no shutdown handler runs, nothing acks."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+# Headers about one connection (and Host, set anew), which a proxy does not pass on.
+_NOT_PASSED_ON = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+}
+
+
+class HoldingProxy:
+    """An HTTP proxy in front of ``upstream`` that can hold a response: the request reaches
+    the upstream server (which acts on it), but the caller does not hear back until
+    ``release()``. It makes a client wait at a known point of its work, with no hook in it.
+
+    ``hold(method, path)`` picks the requests to hold; ``held`` is set once one is held.
+    """
+
+    def __init__(self, upstream: str, hold: Callable[[str, str], bool] | None = None) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.hold = hold
+        self.held = threading.Event()
+        self._released = threading.Event()
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        """Answer the held requests, and hold no more."""
+        self.hold = None
+        self._released.set()
+
+    def close(self) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _forward(self, handler: http.server.BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else None
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _NOT_PASSED_ON}
+        response = requests.request(
+            handler.command,
+            self.upstream + handler.path,
+            headers={**headers, "Accept-Encoding": "identity"},
+            data=body,
+            timeout=60,
+            allow_redirects=False,
+        )
+        hold = self.hold
+        if hold is not None and hold(handler.command, handler.path.split("?")[0]):
+            self.held.set()
+            self._released.wait(timeout=600)
+        handler.send_response(response.status_code)
+        for key, value in response.headers.items():
+            if key.lower() not in _NOT_PASSED_ON | {"content-length", "content-encoding"}:
+                handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(response.content)))
+        handler.end_headers()
+        handler.wfile.write(response.content)
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                with contextlib.suppress(OSError):  # the client died while it was held
+                    proxy._forward(self)
+
+            # http.server's own names for the method handlers
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any  # noqa: N815
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (inherited)
+                pass  # quiet: the test's output is the worker's log
+
+        return Handler
