@@ -17,7 +17,7 @@ from compliance import promotions, tasks
 from compliance.choices import IncidentKind, IncidentStatus, PromotionStatus
 from compliance.models import Approval, Incident, Notification, PromotionRequest
 from compliance.policies import policy_save
-from compliance.promotion_selectors import quorum_prefetched
+from compliance.promotion_selectors import LIST_LIMIT, quorum_prefetched
 from provenance.log_format import Actor
 from provenance.models import Artifact, ArtifactKind, LogEntry
 from registry.models import ModelVersion, RegisteredModel
@@ -266,6 +266,38 @@ def test_dashboard_query_count_does_not_grow_with_requests(
     with django_assert_max_num_queries(len(few.captured_queries)):
         response = client.get(reverse("compliance:promotions"))
     assert len(response.context["waiting"]) == 6
+
+
+def test_the_dashboard_keeps_the_newest_requests_past_its_limit_in_as_many_queries(
+    client: Client,
+    personas: dict[str, User],
+    staging_policy: None,
+    django_assert_max_num_queries: Any,
+) -> None:
+    grace = personas["grace"]
+    signed_in(client, grace)
+
+    def requests(count: int) -> list[PromotionRequest]:
+        start = PromotionRequest.objects.count()
+        return [
+            request_by(grace, make_version(f"m{n}", 1, f"{n:064x}"))
+            for n in range(start, start + count)
+        ]
+
+    made = requests(1)
+    with django_assert_max_num_queries(12) as few:
+        client.get(reverse("compliance:promotions"))
+    made += requests(LIST_LIMIT + 4)
+    promotions.promotion_request_withdraw(request_id=made[0].pk, user=grace, reason="superseded")
+
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = client.get(reverse("compliance:promotions"))
+
+    newest = [request.pk for request in reversed(made)][:LIST_LIMIT]
+    assert [row.request.pk for row in response.context["mine"]] == newest
+    # the oldest request changed last: it leads the recent ones
+    recent = [made[0].pk, *newest[: LIST_LIMIT - 1]]
+    assert [row.request.pk for row in response.context["recent"]] == recent
 
 
 # --- the request page ---------------------------------------------------------------------
