@@ -415,6 +415,8 @@ if ATTESTATION_KEY_SCHEME not in {"ecdsa-sha2-nistp256", "ed25519"}:
     raise ImproperlyConfigured("ATTESTATION_KEY_SCHEME: use ecdsa-sha2-nistp256 or ed25519")
 
 ATTESTATION_MAX_BYTES = _int("ATTESTATION_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# Envelopes in one bundle upload (JSON Lines): a bundle is stored in one transaction.
+ATTESTATION_BUNDLE_MAX_LINES = _int("ATTESTATION_BUNDLE_MAX_LINES", 1000, minimum=1)
 # Django must let an upload up to the limit be read, so the API refuses larger ones itself
 # (a JSON payload_too_large, logged) rather than Django answering with an HTML page.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, ATTESTATION_MAX_BYTES + 65_536)

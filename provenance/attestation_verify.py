@@ -34,6 +34,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 import rfc8785
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -406,6 +407,9 @@ def _strict_json(data: bytes, what: str) -> Any:
     Duplicate keys are the classic parser-differential trick: another tool reading the stored
     bytes could see a different value from the one we checked.
     """
+    document = _compact_json(data)
+    if document is not _NOT_COMPACT:
+        return document
     try:
         text = data.decode("utf-8")
         if text.startswith("\ufeff"):  # what json.loads says of a byte-order mark
@@ -424,6 +428,31 @@ def _strict_json(data: bytes, what: str) -> Any:
             RejectionCode.MALFORMED_JSON, f"{what} contains an unpaired UTF-16 surrogate"
         )
     return document
+
+
+_NOT_COMPACT: Any = object()
+# Python's parser recurses once per nesting level and gives up near the interpreter's limit;
+# orjson goes deeper. Fewer brackets than this, strings included, cannot nest that deep.
+_COMPACT_MAX_BRACKETS = 512
+
+
+def _compact_json(data: bytes) -> Any:
+    """The document, when ``data`` is exactly orjson's compact serialisation of what it parses
+    to; ``_NOT_COMPACT`` otherwise, for the strict parser to decide.
+
+    The fast path for what the registry signs and stores (RFC 8785 envelopes and payloads are
+    compact). Equal bytes prove the strict parser would read the same document: a duplicate key
+    would be missing from the serialisation, and orjson refuses a byte-order mark, invalid
+    UTF-8, lone surrogates, NaN and numbers out of range; any other escape or number spelling
+    serialises differently. The serialisation is only compared, never stored nor verified.
+    """
+    if data.count(b"{") + data.count(b"[") > _COMPACT_MAX_BRACKETS:
+        return _NOT_COMPACT
+    try:
+        document = orjson.loads(data)
+        return document if orjson.dumps(document) == data else _NOT_COMPACT
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return _NOT_COMPACT
 
 
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from config.errors import DomainError
@@ -29,6 +30,7 @@ from provenance.attestation_verify import (
     AttestationRejected,
     ParsedEnvelope,
     RejectionCode,
+    TrustedKeys,
     key_id,
     parse_envelope,
     parse_key_bundle,
@@ -39,10 +41,10 @@ from provenance.attestation_verify import (
 from provenance.log_format import Actor, Event
 from provenance.models import (
     Artifact,
-    ArtifactKind,
     Attestation,
     AttestationFormat,
     AttestationSubject,
+    LineageEdge,
     ModelManifest,
     SignerKind,
     SigningKey,
@@ -50,12 +52,17 @@ from provenance.models import (
 )
 from provenance.predicates import REGISTRY_PREDICATE_TYPES
 from provenance.services.keys import signing_key_ensure
-from provenance.services.lineage import lineage_derive
-from provenance.services.log import log_append
+from provenance.services.lineage import dataset_artifacts_ensure, lineage_derive_many
+from provenance.services.log import log_append, log_append_many
 
 logger = logging.getLogger(__name__)
 # Given a subject's name, the digest the registry measured for what it names (None: not ours).
 MeasuredDigest = Callable[[str], str | None]
+# The same for many names at once (a bundle's): those it measured something for.
+MeasuredDigests = Callable[[Collection[str]], Mapping[str, str]]
+# Run in the transaction storing accepted attestations: for each, the events of what else it
+# changed (the registry links MLflow datasets), logged with its acceptance.
+OnAccepted = Callable[[Sequence[Attestation]], list[list[Event]]]
 
 
 class AttestationRefused(DomainError):
@@ -71,8 +78,11 @@ class AttestationRefused(DomainError):
 
 @dataclass(frozen=True)
 class Intake:
+    """An accepted upload's record; ``created`` is False when the registry already held it."""
+
     attestation: Attestation
     created: bool
+    subjects: tuple[AttestationSubject, ...]  # with their artifacts
 
 
 def _reject(code: RejectionCode, detail: str) -> AttestationRejected:
@@ -123,15 +133,21 @@ def trusted_signer_add(
 
 
 def attestation_ingest(
-    *, raw: bytes, media_type: str, actor: Actor, measured_digest: MeasuredDigest | None = None
+    *,
+    raw: bytes,
+    media_type: str,
+    actor: Actor,
+    measured_digest: MeasuredDigest | None = None,
+    on_accepted: OnAccepted | None = None,
 ) -> Intake:
     """Verify and store an uploaded DSSE envelope or Sigstore bundle.
 
     Raises AttestationRefused (nothing stored but the log event saying why). The same bytes
-    twice give the existing record.
+    twice give the existing record. ``on_accepted`` runs in the transaction that stores the
+    attestation; the events it returns are logged with the acceptance.
     """
     try:
-        return _ingest(raw, media_type, actor, measured_digest)
+        return _ingest(raw, media_type, actor, measured_digest, on_accepted)
     except AttestationRejected as rejected:
         _log_rejection(raw, rejected, actor)
         raise AttestationRefused(rejected) from None
@@ -158,29 +174,99 @@ def attestation_refuse_oversize(*, declared_bytes: int, actor: Actor) -> Attesta
 
 
 def _ingest(
-    raw: bytes, media_type: str, actor: Actor, measured_digest: MeasuredDigest | None
+    raw: bytes,
+    media_type: str,
+    actor: Actor,
+    measured_digest: MeasuredDigest | None,
+    on_accepted: OnAccepted | None,
 ) -> Intake:
+    _check_size(raw)
+    checked = _checked(raw, media_type, _Signers(), _Reads(measured_digest))
+    if isinstance(checked, Intake):
+        return checked
+    try:
+        with transaction.atomic():
+            intake, events = _store(checked, actor=actor, on_accepted=on_accepted)
+            log_append_many(events)
+    except IntegrityError:  # the same bytes arrived concurrently and won the race
+        existing = _existing(checked.digest)
+        if existing is None:
+            raise
+        return existing
+    return intake
+
+
+def _check_size(raw: bytes) -> None:
     if len(raw) > settings.ATTESTATION_MAX_BYTES:
         raise _reject(
             RejectionCode.PAYLOAD_TOO_LARGE,
             f"the upload is {len(raw)} bytes; the limit is {settings.ATTESTATION_MAX_BYTES}",
         )
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    """An upload that passed every check: what storing it writes."""
+
+    envelope: bytes
+    digest: str
+    fmt: AttestationFormat
+    statement: dict[str, Any]
+    signer: TrustedSigner | None  # None: the registry's own, signed with its key
+    subjects: list[tuple[str, Artifact | None, str]]
+
+
+def _checked(raw: bytes, media_type: str, signers: _Signers, reads: _Reads) -> Intake | _Admitted:
+    """The existing record of ``raw``, or ``raw`` admitted; raises AttestationRejected."""
     key_bundle = None
     if media_type.startswith("application/vnd.dev.sigstore.bundle"):
         key_bundle = parse_key_bundle(raw, max_bytes=settings.ATTESTATION_MAX_BYTES)
-    if key_bundle is None and media_type.startswith("application/vnd.dev.sigstore.bundle"):
-        statement, digest, signer, fmt, envelope = _verified_sigstore(raw)
-    else:
-        parsed = key_bundle or parse_envelope(raw, max_bytes=settings.ATTESTATION_MAX_BYTES)
-        existing = Attestation.objects.filter(envelope_digest=parsed.envelope_digest).first()
-        if existing is not None:
-            return Intake(attestation=existing, created=False)
-        signer = _verified_key_signer(parsed)
-        statement, digest, envelope = parsed.statement, parsed.envelope_digest, raw
-        fmt = AttestationFormat.MODEL_SIG if key_bundle else AttestationFormat.DSSE
-    existing = Attestation.objects.filter(envelope_digest=digest).first()
+        if key_bundle is None:
+            statement, digest, signer = _verified_sigstore(raw)
+            existing = reads.existing(digest)
+            if existing is not None:
+                return existing
+            return _admitted(
+                envelope=raw,
+                digest=digest,
+                fmt=AttestationFormat.SIGSTORE,
+                statement=statement,
+                signer=signer,
+                reads=reads,
+            )
+    parsed = key_bundle or parse_envelope(raw, max_bytes=settings.ATTESTATION_MAX_BYTES)
+    return _checked_envelope(parsed, signers, reads, model_sig=key_bundle is not None)
+
+
+def _checked_envelope(
+    parsed: ParsedEnvelope, signers: _Signers, reads: _Reads, *, model_sig: bool = False
+) -> Intake | _Admitted:
+    existing = reads.existing(parsed.envelope_digest)
     if existing is not None:
-        return Intake(attestation=existing, created=False)
+        return existing
+    signer = signers.verified(parsed)
+    fmt = AttestationFormat.MODEL_SIG if model_sig else AttestationFormat.DSSE
+    return _admitted(
+        envelope=parsed.raw,
+        digest=parsed.envelope_digest,
+        fmt=fmt,
+        statement=parsed.statement,
+        signer=signer,
+        reads=reads,
+    )
+
+
+def _admitted(
+    *,
+    envelope: bytes,
+    digest: str,
+    fmt: AttestationFormat,
+    statement: dict[str, Any],
+    signer: TrustedSigner,
+    reads: _Reads,
+) -> _Admitted:
+    """The upload admitted, once its signer may sign its predicate type and its subjects are
+    artifacts the registry hashed (or a new dataset from a signer allowed to register it)."""
     predicate_type = str(statement["predicateType"])
     if predicate_type in REGISTRY_PREDICATE_TYPES:
         raise _reject(
@@ -192,33 +278,92 @@ def _ingest(
             RejectionCode.PREDICATE_NOT_ALLOWED,
             f"signer {signer.name!r} may not sign {predicate_type!r} attestations",
         )
-    subjects = _subject_artifacts(statement, signer, measured_digest)
+    subjects = _subject_artifacts(statement, signer, reads)
     if predicate_type == PREDICATE_MODEL_SIGNING:
         _check_model_signing_resources(statement, subjects)
-    try:
-        return _store(
-            envelope=envelope,
-            digest=digest,
-            fmt=fmt,
-            statement=statement,
-            signer=signer,
-            subjects=subjects,
-            actor=actor,
+    return _Admitted(envelope, digest, fmt, statement, signer, subjects)
+
+
+class _Signers:
+    """The trusted key signers, read and their keys loaded once per request or bundle."""
+
+    def __init__(self) -> None:
+        self._by_key_id: dict[str, TrustedSigner] | None = None
+        self._keys = TrustedKeys({})
+
+    def verified(self, parsed: ParsedEnvelope) -> TrustedSigner:
+        """The signer whose key signed ``parsed``; raises AttestationRejected."""
+        if self._by_key_id is None:
+            signers = TrustedSigner.objects.filter(kind=SignerKind.KEY, active=True)
+            self._by_key_id = {signer.key_id: signer for signer in signers}
+            self._keys = TrustedKeys(
+                {k: s.public_key for k, s in self._by_key_id.items() if s.public_key is not None}
+            )
+        return self._by_key_id[verify_envelope(parsed, self._keys)[0]]
+
+
+class _Reads:
+    """What checking uploads reads besides signers: the records of envelopes already held, the
+    artifacts subjects name, the digests the registry measured. A bundle reads each for all
+    its envelopes at once, against the registry as it stood when the bundle arrived."""
+
+    def __init__(
+        self,
+        measured_digest: MeasuredDigest | None,
+        measured_digests: MeasuredDigests | None = None,
+    ) -> None:
+        self.measured_digest = measured_digest
+        self._measured_digests = measured_digests
+        self._existing: dict[str, Intake] | None = None
+        self._artifacts: dict[str, Artifact | None] = {}
+
+    def prefetch(self, parsed: Sequence[ParsedEnvelope]) -> None:
+        self._existing = _held_records({p.envelope_digest for p in parsed})
+        subjects = [subject for p in parsed for subject in p.statement["subject"]]
+        self.artifacts([_sha256(subject) for subject in subjects])
+        if self._measured_digests is not None:
+            measured = self._measured_digests({str(s.get("name", "")) for s in subjects})
+            self.measured_digest = measured.get
+
+    def existing(self, digest: str) -> Intake | None:
+        if self._existing is None:
+            return _existing(digest)
+        return self._existing.get(digest)
+
+    def artifacts(self, digests: Sequence[str]) -> dict[str, Artifact | None]:
+        unread = sorted(set(digests) - self._artifacts.keys())
+        if unread:
+            found = Artifact.objects.in_bulk(unread, field_name="digest")
+            self._artifacts |= {digest: found.get(digest) for digest in unread}
+        return {digest: self._artifacts[digest] for digest in digests}
+
+
+def _sha256(subject: dict[str, Any]) -> str:
+    return str(subject["digest"]["sha256"])
+
+
+def _existing(digest: str) -> Intake | None:
+    """The record of an envelope already held, with its signer and subjects."""
+    return _held_records({digest}).get(digest)
+
+
+def _held_records(digests: set[str]) -> dict[str, Intake]:
+    held = (
+        Attestation.objects.filter(envelope_digest__in=digests)
+        .select_related("signer")
+        .prefetch_related(
+            Prefetch("subjects", queryset=AttestationSubject.objects.select_related("artifact"))
         )
-    except IntegrityError:  # the same bytes arrived concurrently and won the race
-        return Intake(attestation=Attestation.objects.get(envelope_digest=digest), created=False)
+    )
+    return {
+        attestation.envelope_digest: Intake(
+            attestation=attestation, created=False, subjects=tuple(attestation.subjects.all())
+        )
+        for attestation in held
+    }
 
 
-def _verified_key_signer(parsed: ParsedEnvelope) -> TrustedSigner:
-    signers = {s.key_id: s for s in TrustedSigner.objects.filter(kind=SignerKind.KEY, active=True)}
-    trusted = {kid: s.public_key for kid, s in signers.items() if s.public_key is not None}
-    verified = verify_envelope(parsed, trusted)
-    return signers[verified[0]]
-
-
-def _verified_sigstore(
-    raw: bytes,
-) -> tuple[dict[str, Any], str, TrustedSigner, AttestationFormat, bytes]:
+def _verified_sigstore(raw: bytes) -> tuple[dict[str, Any], str, TrustedSigner]:
     root = settings.SIGSTORE_TRUSTED_ROOT
     if not root:
         raise _reject(
@@ -249,7 +394,7 @@ def _verified_sigstore(
                 RejectionCode.NOT_A_STATEMENT,
                 "the bundle signs a message, not an in-toto statement",
             )
-        return result.statement, result.bundle_digest, signer, AttestationFormat.SIGSTORE, raw
+        return result.statement, result.bundle_digest, signer
     raise _reject(
         RejectionCode.IDENTITY_MISMATCH,
         f"signed by no trusted Sigstore identity ({last.detail if last else ''})",
@@ -257,14 +402,15 @@ def _verified_sigstore(
 
 
 def _subject_artifacts(
-    statement: dict[str, Any], signer: TrustedSigner, measured_digest: MeasuredDigest | None
+    statement: dict[str, Any], signer: TrustedSigner, reads: _Reads
 ) -> list[tuple[str, Artifact | None, str]]:
     """(digest, known artifact or None, name) for every subject; None = a new dataset."""
+    known = reads.artifacts([_sha256(subject) for subject in statement["subject"]])
     subjects = []
     for subject in statement["subject"]:
-        digest = str(subject["digest"]["sha256"])
+        digest = _sha256(subject)
         name = str(subject.get("name", ""))
-        artifact = Artifact.objects.filter(digest=digest).first()
+        artifact = known[digest]
         if artifact is None:
             may_register = (
                 signer.may_register_datasets
@@ -276,7 +422,7 @@ def _subject_artifacts(
                     f"subject {name!r} (sha256:{digest}) matches nothing the registry hashed",
                 )
         subjects.append((digest, artifact, name))
-    _check_claims(subjects, measured_digest)
+    _check_claims(subjects, reads.measured_digest)
     return subjects
 
 
@@ -321,59 +467,92 @@ def _check_model_signing_resources(
             )
 
 
-@transaction.atomic
 def _store(
+    admitted: _Admitted,
     *,
-    envelope: bytes,
-    digest: str,
-    fmt: AttestationFormat,
-    statement: dict[str, Any],
-    signer: TrustedSigner | None,
-    subjects: list[tuple[str, Artifact | None, str]],
     actor: Actor,
+    on_accepted: OnAccepted | None = None,
     signing_key: SigningKey | None = None,
-) -> Intake:
+) -> tuple[Intake, list[Event]]:
+    """Write an admitted attestation, its subjects and its lineage, in the caller's
+    transaction; returns it and the events to log with it (the caller appends them)."""
+    return _store_many([admitted], actor=actor, on_accepted=on_accepted, signing_key=signing_key)[0]
+
+
+def _store_many(
+    admitted: Sequence[_Admitted],
+    *,
+    actor: Actor,
+    on_accepted: OnAccepted | None = None,
+    signing_key: SigningKey | None = None,
+) -> list[tuple[Intake, list[Event]]]:
+    """``_store`` for many distinct attestations at once: each table written in one INSERT."""
     now = timezone.now()
-    attestation = Attestation.objects.create(
-        envelope=envelope,
-        envelope_digest=digest,
-        format=fmt,
-        predicate_type=str(statement["predicateType"]),
-        statement=statement,
-        signer=signer,
-        signing_key=signing_key,
-        received_at=now,
-        verified_at=now,
-    )
-    AttestationSubject.objects.bulk_create(
-        AttestationSubject(
-            attestation=attestation,
-            artifact=known
-            or Artifact.objects.create(
-                digest=subject_digest, kind=ArtifactKind.DATASET, name=name, size=0, created_at=now
-            ),
-            name=name,
+    attestations = Attestation.objects.bulk_create(
+        Attestation(
+            envelope=one.envelope,
+            envelope_digest=one.digest,
+            format=one.fmt,
+            predicate_type=str(one.statement["predicateType"]),
+            statement=one.statement,
+            signer=one.signer,
+            signing_key=signing_key,
+            received_at=now,
+            verified_at=now,
         )
-        for subject_digest, known, name in subjects
+        for one in admitted
     )
-    edges = lineage_derive(attestation)
-    log_append(
-        Event(
-            event_type="attestation.accepted" if signer else "attestation.issued",
-            actor=actor,
-            object_type="attestation",
-            object_id=digest,
-            after={
-                "predicate_type": attestation.predicate_type,
-                "format": fmt,
-                "signer": signer.name if signer else f"registry key {signing_key}",
-                "subjects": [f"sha256:{d}" for d, _, _ in subjects],
-                "edges": [f"{e.upstream} -{e.relation}-> {e.downstream}" for e in edges],
-            },
-            evidence=[f"sha256:{digest}"] + [f"sha256:{d}" for d, _, _ in subjects],
+    artifacts = _subject_artifacts_ensure([s for one in admitted for s in one.subjects])
+    subjects = [
+        [  # one row per artifact, named as its first subject names it
+            AttestationSubject(attestation=attestation, artifact=artifacts[digest], name=name)
+            for digest, name in {d: n for d, _, n in reversed(one.subjects)}.items()
+        ]
+        for attestation, one in zip(attestations, admitted, strict=True)
+    ]
+    AttestationSubject.objects.bulk_create([row for rows in subjects for row in rows])
+    edges = lineage_derive_many(attestations, artifacts=artifacts)
+    extra = on_accepted(attestations) if on_accepted else [[] for _ in attestations]
+    return [
+        (
+            Intake(attestation=attestation, created=True, subjects=tuple(rows)),
+            [_accepted_event(attestation, one, its_edges, actor), *its_extra],
         )
+        for attestation, one, rows, its_edges, its_extra in zip(
+            attestations, admitted, subjects, edges, extra, strict=True
+        )
+    ]
+
+
+def _accepted_event(
+    attestation: Attestation, admitted: _Admitted, edges: list[LineageEdge], actor: Actor
+) -> Event:
+    digests = [digest for digest, _, _ in admitted.subjects]
+    signer, signing_key = attestation.signer, attestation.signing_key
+    return Event(
+        event_type="attestation.accepted" if signer else "attestation.issued",
+        actor=actor,
+        object_type="attestation",
+        object_id=admitted.digest,
+        after={
+            "predicate_type": attestation.predicate_type,
+            "format": admitted.fmt,
+            "signer": signer.name if signer else f"registry key {signing_key}",
+            "subjects": [f"sha256:{d}" for d in digests],
+            "edges": [f"{e.upstream} -{e.relation}-> {e.downstream}" for e in edges],
+        },
+        evidence=[f"sha256:{admitted.digest}"] + [f"sha256:{d}" for d in digests],
     )
-    return Intake(attestation=attestation, created=True)
+
+
+def _subject_artifacts_ensure(
+    subjects: list[tuple[str, Artifact | None, str]],
+) -> dict[str, Artifact]:
+    """Every subject's artifact by digest; the new datasets registered (a dataset registered
+    meanwhile, by a concurrent upload or another line of a bundle, is taken as it is)."""
+    known = {digest: artifact for digest, artifact, _ in subjects if artifact is not None}
+    new = {digest: name for digest, artifact, name in reversed(subjects) if artifact is None}
+    return known | dataset_artifacts_ensure(new)
 
 
 def registry_attestation_issue(*, statement: dict[str, Any], actor: Actor) -> Attestation:
@@ -384,38 +563,195 @@ def registry_attestation_issue(*, statement: dict[str, Any], actor: Actor) -> At
     """
     key = signing_key_ensure()
     envelope = sign_statement(statement, signing_keys.load_signer(key.key_id))
-    digest = hashlib.sha256(envelope).hexdigest()
-    subjects: list[tuple[str, Artifact | None, str]] = []
-    for subject in statement["subject"]:
-        subject_digest = str(subject["digest"]["sha256"])
-        subjects.append(
-            (subject_digest, Artifact.objects.get(digest=subject_digest), str(subject["name"]))
-        )
+    subjects: list[tuple[str, Artifact | None, str]] = [
+        (_sha256(subject), Artifact.objects.get(digest=_sha256(subject)), str(subject["name"]))
+        for subject in statement["subject"]
+    ]
+    admitted = _Admitted(
+        envelope=envelope,
+        digest=hashlib.sha256(envelope).hexdigest(),
+        fmt=AttestationFormat.DSSE,
+        statement=statement,
+        signer=None,
+        subjects=subjects,
+    )
     with transaction.atomic():
-        return _store(
-            envelope=envelope,
-            digest=digest,
-            fmt=AttestationFormat.DSSE,
-            statement=statement,
-            signer=None,
-            signing_key=key,
-            subjects=subjects,
-            actor=actor,
-        ).attestation
+        intake, events = _store(admitted, actor=actor, signing_key=key)
+        log_append_many(events)
+    return intake.attestation
+
+
+# --------------------------------------------------------------------------
+# Bundles: many envelopes in one upload (in-toto's JSON Lines bundle)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BundleLine:
+    """One envelope of a bundle, by its 1-based line number in the upload: its record (stored
+    now, or already held) or why it was refused."""
+
+    line: int
+    outcome: Intake | AttestationRefused
+
+
+def attestation_bundle_ingest(
+    *,
+    raw: bytes,
+    actor: Actor,
+    measured_digests: MeasuredDigests | None = None,
+    on_accepted: OnAccepted | None = None,
+) -> list[BundleLine]:
+    """Verify and store each DSSE envelope of an in-toto bundle (one per line, JSON Lines).
+
+    Each line is judged on its own, against the registry as it stood when the bundle arrived
+    (so no line's outcome depends on another's, nor on their order) and with the single-upload
+    rules: a refused line stores nothing but its ``attestation.rejected`` event, an envelope
+    already held gives its record. Accepted lines are stored one savepoint each, and the whole
+    bundle commits at once: every line of the answer is durable, or (on a server error) none.
+    Raises AttestationRefused, storing nothing but the event, for a bundle over
+    ATTESTATION_MAX_BYTES or ATTESTATION_BUNDLE_MAX_LINES, or holding no envelope.
+    """
+    try:
+        lines = _bundle_lines(raw)
+    except AttestationRejected as rejected:
+        _log_rejection(raw, rejected, actor)
+        raise AttestationRefused(rejected) from None
+    signers, reads = _Signers(), _Reads(None, measured_digests)
+    checked = _bundle_checked(lines, signers, reads)
+    with transaction.atomic():
+        results, events = _bundle_store(lines, checked, actor, on_accepted)
+        log_append_many(events)
+    for result in results:
+        if isinstance(result.outcome, AttestationRefused):
+            logger.warning(
+                "attestation refused: %s (%s)", result.outcome.code, result.outcome.detail
+            )
+    return results
+
+
+def _bundle_lines(raw: bytes) -> list[tuple[int, bytes]]:
+    """(line number, envelope bytes) of each non-blank line; a CRLF ending is not part of it."""
+    _check_size(raw)
+    lines = [
+        (number, line.removesuffix(b"\r"))
+        for number, line in enumerate(raw.split(b"\n"), start=1)
+        if line.strip()
+    ]
+    if len(lines) > settings.ATTESTATION_BUNDLE_MAX_LINES:
+        raise _reject(
+            RejectionCode.PAYLOAD_TOO_LARGE,
+            f"the bundle holds {len(lines)} envelopes; the limit is "
+            f"{settings.ATTESTATION_BUNDLE_MAX_LINES}",
+        )
+    if not lines:
+        raise _reject(RejectionCode.MALFORMED_ENVELOPE, "the bundle holds no envelope")
+    return lines
+
+
+def _bundle_checked(
+    lines: list[tuple[int, bytes]], signers: _Signers, reads: _Reads
+) -> list[Intake | _Admitted | AttestationRejected]:
+    """Every line checked, before anything is written: parsed, then read in bulk, then
+    verified one by one."""
+    parsed = [_line_parsed(envelope) for _number, envelope in lines]
+    reads.prefetch([envelope for envelope in parsed if isinstance(envelope, ParsedEnvelope)])
+    return [_line_checked(envelope, signers, reads) for envelope in parsed]
+
+
+def _line_parsed(envelope: bytes) -> ParsedEnvelope | AttestationRejected:
+    try:
+        return parse_envelope(envelope, max_bytes=settings.ATTESTATION_MAX_BYTES)
+    except AttestationRejected as rejected:
+        return rejected
+
+
+def _line_checked(
+    parsed: ParsedEnvelope | AttestationRejected, signers: _Signers, reads: _Reads
+) -> Intake | _Admitted | AttestationRejected:
+    if isinstance(parsed, AttestationRejected):
+        return parsed
+    try:
+        return _checked_envelope(parsed, signers, reads)
+    except AttestationRejected as rejected:
+        return rejected
+
+
+def _bundle_store(
+    lines: list[tuple[int, bytes]],
+    checked: list[Intake | _Admitted | AttestationRejected],
+    actor: Actor,
+    on_accepted: OnAccepted | None,
+) -> tuple[list[BundleLine], list[Event]]:
+    """Store the admitted lines; each line's outcome, and the events to log in line order."""
+    admitted: dict[str, _Admitted] = {}
+    for outcome in checked:
+        if isinstance(outcome, _Admitted):
+            admitted.setdefault(outcome.digest, outcome)  # the same envelope twice: once
+    written = _bundle_write(list(admitted.values()), actor, on_accepted)
+    results: list[BundleLine] = []
+    events: list[Event] = []
+    for (number, envelope), outcome in zip(lines, checked, strict=True):
+        if isinstance(outcome, AttestationRejected):
+            events.append(_rejection_event(envelope, outcome, actor))
+            results.append(BundleLine(number, AttestationRefused(outcome)))
+        elif isinstance(outcome, Intake):
+            results.append(BundleLine(number, outcome))
+        elif outcome is admitted[outcome.digest]:
+            intake, line_events = written[outcome.digest]
+            events += line_events
+            results.append(BundleLine(number, intake))
+        else:
+            results.append(BundleLine(number, _held(written[outcome.digest][0])))
+    return results, events
+
+
+def _bundle_write(
+    admitted: list[_Admitted], actor: Actor, on_accepted: OnAccepted | None
+) -> dict[str, tuple[Intake, list[Event]]]:
+    """All admitted lines written together; should a concurrent upload have stored one of them
+    meanwhile, the lot is undone and written one line at a time."""
+    if not admitted:
+        return {}
+    try:
+        with transaction.atomic():  # a savepoint to fall back from
+            written = _store_many(admitted, actor=actor, on_accepted=on_accepted)
+    except IntegrityError:
+        written = [_line_store(one, actor, on_accepted) for one in admitted]
+    return {one.digest: outcome for one, outcome in zip(admitted, written, strict=True)}
+
+
+def _line_store(
+    admitted: _Admitted, actor: Actor, on_accepted: OnAccepted | None
+) -> tuple[Intake, list[Event]]:
+    try:
+        with transaction.atomic():  # a savepoint: a line that fails takes nothing with it
+            return _store(admitted, actor=actor, on_accepted=on_accepted)
+    except IntegrityError:  # the same bytes arrived concurrently and won the race
+        existing = _existing(admitted.digest)
+        if existing is None:
+            raise
+        return existing, []
+
+
+def _held(intake: Intake) -> Intake:
+    return Intake(attestation=intake.attestation, created=False, subjects=intake.subjects)
+
+
+def _rejection_event(raw: bytes, rejected: AttestationRejected, actor: Actor) -> Event:
+    digest = hashlib.sha256(raw).hexdigest()
+    return Event(
+        event_type="attestation.rejected",
+        actor=actor,
+        object_type="attestation",
+        object_id=digest,
+        after={"code": str(rejected.code)},
+        reason=rejected.detail[:1000],
+        evidence=[f"sha256:{digest}"],
+    )
 
 
 def _log_rejection(raw: bytes, rejected: AttestationRejected, actor: Actor) -> None:
-    digest = hashlib.sha256(raw).hexdigest()
     with transaction.atomic():
-        log_append(
-            Event(
-                event_type="attestation.rejected",
-                actor=actor,
-                object_type="attestation",
-                object_id=digest,
-                after={"code": str(rejected.code)},
-                reason=rejected.detail[:1000],
-                evidence=[f"sha256:{digest}"],
-            )
-        )
+        log_append(_rejection_event(raw, rejected, actor))
     logger.warning("attestation refused: %s (%s)", rejected.code, rejected.detail)

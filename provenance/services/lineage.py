@@ -12,14 +12,20 @@ Each accepted attestation adds the edges its statement proves (docs/predicates.m
 * the registry's promotion — V *promoted-to* the alias.
 
 Called inside the transaction that stores the attestation, so an attestation never exists
-without its edges.
+without its edges. An ingest is on the hot path of every pipeline, so the nodes an attestation
+needs are found in one query and the missing ones created in one INSERT, whatever their number.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import operator
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from provenance.attestation_verify import (
@@ -40,12 +46,40 @@ from provenance.predicates import PREDICATE_OBSERVATION, PREDICATE_PROMOTION
 # resolvedDependencies entries say what they are in annotations.kind; entries without a
 # sha256 digest (source code at a git commit, say) are not lineage nodes.
 DEPENDENCY_KINDS = frozenset({"dataset", "base_model", "code"})
+# An alias moves from edge to edge as they arrive: these are derived one after the other.
+_IN_TURN = frozenset({PREDICATE_OBSERVATION, PREDICATE_PROMOTION})
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """A node an edge needs, named by kind and key; created with these values when missing.
+
+    A dataset node that exists without an artifact gains ``artifact``; a run node gains
+    ``builder`` among its builders.
+    """
+
+    kind: str
+    key: str
+    label: str = ""
+    artifact: Artifact | None = None
+    attributes: dict[str, Any] = field(default_factory=dict, compare=False)
+    builder: str | None = None
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        return (self.kind, self.key)
+
+
+_End = LineageNode | _Spec
+_NodeEdge = tuple[LineageNode, LineageNode, EdgeRelation]
+# The model version nodes of each model artifact, by artifact id.
+_Versions = Mapping[int | None, list[LineageNode]]
 
 
 @dataclass(frozen=True)
 class _Edge:
-    upstream: LineageNode
-    downstream: LineageNode
+    upstream: _End
+    downstream: _End
     relation: EdgeRelation
 
 
@@ -66,23 +100,74 @@ def version_node_ensure(*, name: str, version: int, artifact: Artifact | None) -
     return node
 
 
-def lineage_derive(attestation: Attestation) -> list[LineageEdge]:
-    """Add the edges ``attestation`` proves; returns them."""
+def lineage_derive(
+    attestation: Attestation, *, artifacts: Mapping[str, Artifact] | None = None
+) -> list[LineageEdge]:
+    """Add the edges ``attestation`` proves; returns them.
+
+    ``artifacts`` are artifacts by digest the caller already holds (the subjects it stored),
+    spared a lookup.
+    """
+    return lineage_derive_many([attestation], artifacts=artifacts)[0]
+
+
+def lineage_derive_many(
+    attestations: Sequence[Attestation], *, artifacts: Mapping[str, Artifact] | None = None
+) -> list[list[LineageEdge]]:
+    """Add the edges each attestation proves, as one after the other would; returns them, in
+    the same order. However many, the artifacts they name are read in one query, their nodes
+    in one, the missing nodes created in one INSERT and the edges in another."""
+    if len(attestations) > 1 and any(a.predicate_type in _IN_TURN for a in attestations):
+        return [lineage_derive(attestation, artifacts=artifacts) for attestation in attestations]
+    known = dict(artifacts or {})
+    _artifacts_preload(attestations, known)
+    versions = _versions(known.values())
+    planned = [_planned(attestation, known, versions) for attestation in attestations]
+    nodes = _nodes_ensure([end for edges in planned for end in _specs(edges)])
+    return _store(
+        [
+            (attestation, [_between(edge, nodes) for edge in edges])
+            for attestation, edges in zip(attestations, planned, strict=True)
+        ]
+    )
+
+
+def _planned(
+    attestation: Attestation, known: Mapping[str, Artifact], versions: _Versions
+) -> list[_Edge]:
     statement = attestation.statement
     predicate_type = attestation.predicate_type
     predicate = statement.get("predicate") or {}
     if predicate_type == PREDICATE_SLSA_PROVENANCE_V1:
-        edges = _from_provenance(attestation, statement, predicate)
-    elif predicate_type == PREDICATE_TEST_RESULT and attestation.signer is not None:
+        return _from_provenance(statement, predicate, known, versions)
+    if predicate_type == PREDICATE_TEST_RESULT and attestation.signer is not None:
         # the registry's own test-results are scans of files, not evaluations of a model
-        edges = _from_test_result(attestation, statement, predicate)
-    elif predicate_type == PREDICATE_OBSERVATION:
-        edges = _from_observation(predicate)
-    elif predicate_type == PREDICATE_PROMOTION:
-        edges = _from_promotion(predicate)
-    else:
-        edges = []
-    return _store(attestation, edges)
+        return _from_test_result(attestation, statement, predicate, known, versions)
+    if predicate_type == PREDICATE_OBSERVATION:
+        return _from_observation(predicate)
+    if predicate_type == PREDICATE_PROMOTION:
+        return _from_promotion(predicate)
+    return []
+
+
+def _artifacts_preload(attestations: Sequence[Attestation], known: dict[str, Artifact]) -> None:
+    """The artifacts the attestations' subjects and dependencies name, in one query; the
+    datasets a provenance introduces registered (for signers trusted to register datasets)."""
+    digests: list[str] = []
+    introduced: list[tuple[str, str, str]] = []
+    for attestation in attestations:
+        statement = attestation.statement
+        if attestation.predicate_type not in {PREDICATE_SLSA_PROVENANCE_V1, PREDICATE_TEST_RESULT}:
+            continue
+        digests += [_sha256(subject) for subject in statement["subject"]]
+        if attestation.predicate_type == PREDICATE_SLSA_PROVENANCE_V1:
+            dependencies = _dependencies(statement.get("predicate") or {})
+            digests += [digest for digest, _, _ in dependencies]
+            signer = attestation.signer
+            if signer is None or signer.may_register_datasets:
+                introduced += dependencies
+    _artifacts_load(known, digests)
+    _datasets_register(known, introduced)
 
 
 # --------------------------------------------------------------------------
@@ -91,32 +176,39 @@ def lineage_derive(attestation: Attestation) -> list[LineageEdge]:
 
 
 def _from_provenance(
-    attestation: Attestation, statement: dict[str, Any], predicate: dict[str, Any]
+    statement: dict[str, Any],
+    predicate: dict[str, Any],
+    known: Mapping[str, Artifact],
+    versions: _Versions,
 ) -> list[_Edge]:
-    """Dependencies introduce dataset digests only for signers trusted to register datasets."""
-    signer = attestation.signer
-    may_register = signer is None or signer.may_register_datasets
-    subjects = [node for s in statement["subject"] for node in _subject_nodes(s)]
+    """Dependencies introduce dataset digests only for signers trusted to register datasets
+    (registered beforehand: see _artifacts_preload)."""
+    subjects = [node for s in statement["subject"] for node in _subject_nodes(s, known, versions)]
     building_dataset = any(node.kind == NodeKind.DATASET for node in subjects)
     run = _run_node(predicate)
     edges: list[_Edge] = []
-    consumers = [run] if run is not None else subjects
-    for dependency in _dependencies(predicate, may_register=may_register):
-        relation = (
-            EdgeRelation.TRAINED_ON
-            if dependency.kind == NodeKind.DATASET and not building_dataset
-            else EdgeRelation.DERIVED_FROM
-        )
-        edges += [_Edge(dependency, consumer, relation) for consumer in consumers]
+    consumers: list[_End] = [run] if run is not None else subjects
+    for digest, kind, label in _dependencies(predicate):
+        for dependency in _dependency_nodes(digest, kind, label, known, versions):
+            relation = (
+                EdgeRelation.TRAINED_ON
+                if dependency.kind == NodeKind.DATASET and not building_dataset
+                else EdgeRelation.DERIVED_FROM
+            )
+            edges += [_Edge(dependency, consumer, relation) for consumer in consumers]
     if run is not None:
         edges += [_Edge(run, subject, EdgeRelation.PRODUCED) for subject in subjects]
     return edges
 
 
 def _from_test_result(
-    attestation: Attestation, statement: dict[str, Any], predicate: dict[str, Any]
+    attestation: Attestation,
+    statement: dict[str, Any],
+    predicate: dict[str, Any],
+    known: Mapping[str, Artifact],
+    versions: _Versions,
 ) -> list[_Edge]:
-    evaluation = _node(
+    evaluation = _Spec(
         NodeKind.EVALUATION,
         attestation.envelope_digest,
         label=_evaluation_label(predicate),
@@ -125,7 +217,7 @@ def _from_test_result(
     return [
         _Edge(subject, evaluation, EdgeRelation.EVALUATED_BY)
         for s in statement["subject"]
-        for subject in _subject_nodes(s)
+        for subject in _subject_nodes(s, known, versions)
     ]
 
 
@@ -137,9 +229,10 @@ def _from_observation(predicate: dict[str, Any]) -> list[_Edge]:
     edges = []
     run_id = str(observed.get("runId") or "")
     if run_id:
-        run = _run(run_id, "mlflow")
-        edges.append(_Edge(run, version, EdgeRelation.PRODUCED))
-    aliases = [_alias_node(observed["name"], alias) for alias in observed.get("aliases", [])]
+        edges.append(_Edge(_run(run_id, "mlflow"), version, EdgeRelation.PRODUCED))
+    specs = [_alias_node(observed["name"], alias) for alias in observed.get("aliases", [])]
+    nodes = _nodes_ensure(specs)
+    aliases = [nodes[spec.identity] for spec in specs]
     # What MLflow reports is the whole truth about this version's aliases at that moment.
     LineageEdge.objects.filter(
         upstream=version, relation=EdgeRelation.PROMOTED_TO, ended_at__isnull=True
@@ -162,60 +255,115 @@ def _from_promotion(predicate: dict[str, Any]) -> list[_Edge]:
 # --------------------------------------------------------------------------
 
 
-def _subject_nodes(subject: dict[str, Any]) -> list[LineageNode]:
+def _sha256(subject: dict[str, Any]) -> str:
+    return str(subject["digest"]["sha256"])
+
+
+def _artifacts_load(known: dict[str, Artifact], digests: Iterable[str]) -> None:
+    """Add the artifacts of ``digests`` not yet in ``known`` (one query); unknown ones stay
+    missing."""
+    wanted = sorted({digest for digest in digests if digest and digest not in known})
+    if wanted:
+        known.update(Artifact.objects.in_bulk(wanted, field_name="digest"))
+
+
+def _datasets_register(
+    known: dict[str, Artifact], dependencies: list[tuple[str, str, str]]
+) -> None:
+    """Datasets known by their digest from now on: those named as dependencies that the
+    registry has never seen (from a signer trusted to register datasets)."""
+    labels: dict[str, str] = {}
+    for digest, kind, label in dependencies:
+        if kind == "dataset" and digest not in known:
+            labels.setdefault(digest, label)  # the first dependency naming it names it
+    known.update(dataset_artifacts_ensure(labels))
+
+
+def dataset_artifacts_ensure(labels: Mapping[str, str]) -> dict[str, Artifact]:
+    """Dataset artifacts for ``labels`` (digest to name), created where missing.
+
+    A concurrent ingest may register the same dataset: conflicts are skipped and every
+    artifact is read back, so both end up with the one row.
+    """
+    if not labels:
+        return {}
+    now = timezone.now()
+    Artifact.objects.bulk_create(
+        [
+            Artifact(
+                digest=digest, kind=ArtifactKind.DATASET, name=label[:500], size=0, created_at=now
+            )
+            for digest, label in labels.items()
+        ],
+        ignore_conflicts=True,
+    )
+    return Artifact.objects.in_bulk(list(labels), field_name="digest")
+
+
+def _versions(artifacts: Iterable[Artifact]) -> dict[int | None, list[LineageNode]]:
+    """The model version nodes of each model artifact, by artifact id (one query)."""
+    models = {artifact.pk for artifact in artifacts if artifact.kind == ArtifactKind.MODEL}
+    versions: dict[int | None, list[LineageNode]] = defaultdict(list)
+    if models:
+        for node in LineageNode.objects.filter(kind=NodeKind.MODEL_VERSION, artifact__in=models):
+            versions[node.artifact_id].append(node)
+    return versions
+
+
+def _subject_nodes(
+    subject: dict[str, Any],
+    known: Mapping[str, Artifact],
+    versions: _Versions,
+) -> list[_End]:
     """The nodes an attestation subject (verified to be a known artifact) stands for."""
-    digest = str(subject["digest"]["sha256"])
-    artifact = Artifact.objects.get(digest=digest)
+    digest = _sha256(subject)
+    artifact = known.get(digest)
+    if artifact is None:
+        raise Artifact.DoesNotExist(f"no artifact sha256:{digest}")
     if artifact.kind == ArtifactKind.DATASET:
         return [_dataset_node(digest, str(subject.get("name", "")), artifact)]
-    versions = list(LineageNode.objects.filter(kind=NodeKind.MODEL_VERSION, artifact=artifact))
-    return versions or [_node(NodeKind.BASE_MODEL, f"sha256:{digest}", label=artifact.name)]
+    return [*versions.get(artifact.pk, [])] or [
+        _Spec(NodeKind.BASE_MODEL, f"sha256:{digest}", label=artifact.name)
+    ]
 
 
-def _dependencies(predicate: dict[str, Any], *, may_register: bool) -> list[LineageNode]:
+def _dependencies(predicate: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(sha256, kind, label) of each resolved dependency that may be a lineage node."""
     build = predicate.get("buildDefinition") or {}
-    nodes = []
+    found = []
     for dependency in build.get("resolvedDependencies") or []:
         digest = str((dependency.get("digest") or {}).get("sha256", ""))
         kind = str((dependency.get("annotations") or {}).get("kind", "dataset"))
         if not digest or kind not in DEPENDENCY_KINDS:
             continue  # not a lineage node (source code at a commit, a config file…)
-        label = str(dependency.get("name") or dependency.get("uri") or "")
-        nodes += _dependency_nodes(digest, kind, label, may_register=may_register)
-    return nodes
+        found.append((digest, kind, str(dependency.get("name") or dependency.get("uri") or "")))
+    return found
 
 
 def _dependency_nodes(
-    digest: str, kind: str, label: str, *, may_register: bool
-) -> list[LineageNode]:
-    artifact = Artifact.objects.filter(digest=digest).first()
+    digest: str,
+    kind: str,
+    label: str,
+    known: Mapping[str, Artifact],
+    versions: _Versions,
+) -> list[_End]:
+    artifact = known.get(digest)
     if artifact is not None and artifact.kind == ArtifactKind.MODEL:
-        versions = list(LineageNode.objects.filter(kind=NodeKind.MODEL_VERSION, artifact=artifact))
-        return versions or [_node(NodeKind.BASE_MODEL, f"sha256:{digest}", label=label)]
+        return [*versions.get(artifact.pk, [])] or [
+            _Spec(NodeKind.BASE_MODEL, f"sha256:{digest}", label=label)
+        ]
     if kind == "code":
         return []
     if kind == "base_model":
-        return [_node(NodeKind.BASE_MODEL, f"sha256:{digest}", label=label)]
-    if artifact is None and may_register:  # a dataset known by its digest from now on
-        artifact = Artifact.objects.create(
-            digest=digest,
-            kind=ArtifactKind.DATASET,
-            name=label[:500],
-            size=0,
-            created_at=timezone.now(),
-        )
+        return [_Spec(NodeKind.BASE_MODEL, f"sha256:{digest}", label=label)]
     return [_dataset_node(digest, label, artifact)]
 
 
-def _dataset_node(digest: str, label: str, artifact: Artifact | None) -> LineageNode:
-    node = _node(NodeKind.DATASET, f"sha256:{digest}", label=label, artifact=artifact)
-    if artifact is not None and node.artifact_id is None:
-        node.artifact = artifact
-        node.save(update_fields=["artifact"])
-    return node
+def _dataset_node(digest: str, label: str, artifact: Artifact | None) -> _Spec:
+    return _Spec(NodeKind.DATASET, f"sha256:{digest}", label=label, artifact=artifact)
 
 
-def _run_node(predicate: dict[str, Any]) -> LineageNode | None:
+def _run_node(predicate: dict[str, Any]) -> _Spec | None:
     details = predicate.get("runDetails") or {}
     run_id = str((details.get("metadata") or {}).get("invocationId") or "")
     if not run_id:
@@ -223,18 +371,15 @@ def _run_node(predicate: dict[str, Any]) -> LineageNode | None:
     return _run(run_id, str((details.get("builder") or {}).get("id") or ""))
 
 
-def _run(run_id: str, builder: str) -> LineageNode:
+def _run(run_id: str, builder: str) -> _Spec:
     """A run, with every builder that reported it (MLflow, the CI workflow…)."""
-    node = _node(NodeKind.RUN, run_id, label=run_id, attributes={"builders": [builder]})
-    builders = list(node.attributes.get("builders", []))
-    if builder and builder not in builders:
-        node.attributes = {**node.attributes, "builders": sorted([*builders, builder])}
-        node.save(update_fields=["attributes"])
-    return node
+    return _Spec(
+        NodeKind.RUN, run_id, label=run_id, attributes={"builders": [builder]}, builder=builder
+    )
 
 
-def _alias_node(model_name: str, alias: str) -> LineageNode:
-    return _node(NodeKind.ALIAS, f"{model_name}@{alias}", label=f"{model_name}@{alias}")
+def _alias_node(model_name: str, alias: str) -> _Spec:
+    return _Spec(NodeKind.ALIAS, f"{model_name}@{alias}", label=f"{model_name}@{alias}")
 
 
 def _evaluation_label(predicate: dict[str, Any]) -> str:
@@ -243,25 +388,75 @@ def _evaluation_label(predicate: dict[str, Any]) -> str:
     return ", ".join(n for n in names if n)[:500] or "evaluation"
 
 
-def _node(
-    kind: str,
-    key: str,
-    *,
-    label: str = "",
-    artifact: Artifact | None = None,
-    attributes: dict[str, Any] | None = None,
-) -> LineageNode:
-    node, _ = LineageNode.objects.get_or_create(
-        kind=kind,
-        key=key,
-        defaults={
-            "label": label[:500],
-            "artifact": artifact,
-            "attributes": attributes or {},
-            "created_at": timezone.now(),
-        },
+def _specs(edges: list[_Edge]) -> list[_Spec]:
+    return [
+        end for edge in edges for end in (edge.upstream, edge.downstream) if isinstance(end, _Spec)
+    ]
+
+
+def _between(edge: _Edge, nodes: Mapping[tuple[str, str], LineageNode]) -> _NodeEdge:
+    def node(end: _End) -> LineageNode:
+        return nodes[end.identity] if isinstance(end, _Spec) else end
+
+    return (node(edge.upstream), node(edge.downstream), edge.relation)
+
+
+def _nodes_ensure(specs: list[_Spec]) -> dict[tuple[str, str], LineageNode]:
+    """The node of each spec: found in one query, the missing ones created in one INSERT.
+
+    The first spec of a node decides the values it is created with, as the first of a series
+    of get_or_create calls would. A concurrent ingest may create the same node meanwhile:
+    conflicts are skipped and the created nodes read back, so both use the one row.
+    """
+    wanted: dict[tuple[str, str], _Spec] = {}
+    for spec in specs:
+        wanted.setdefault(spec.identity, spec)
+    if not wanted:
+        return {}
+    nodes = _nodes_find(wanted)
+    missing = [spec for identity, spec in wanted.items() if identity not in nodes]
+    if missing:
+        now = timezone.now()
+        LineageNode.objects.bulk_create(
+            [
+                LineageNode(
+                    kind=spec.kind,
+                    key=spec.key,
+                    label=spec.label[:500],
+                    artifact=spec.artifact,
+                    attributes=spec.attributes,
+                    created_at=now,
+                )
+                for spec in missing
+            ],
+            ignore_conflicts=True,
+        )
+        nodes |= _nodes_find({spec.identity: spec for spec in missing})
+    for spec in specs:
+        _node_complete(nodes[spec.identity], spec)
+    return nodes
+
+
+def _nodes_find(wanted: Mapping[tuple[str, str], _Spec]) -> dict[tuple[str, str], LineageNode]:
+    keys_by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, key in wanted:
+        keys_by_kind[kind].append(key)
+    condition = functools.reduce(
+        operator.or_, (Q(kind=kind, key__in=keys) for kind, keys in keys_by_kind.items())
     )
-    return node
+    return {(node.kind, node.key): node for node in LineageNode.objects.filter(condition)}
+
+
+def _node_complete(node: LineageNode, spec: _Spec) -> None:
+    """What a spec adds to a node that already existed: a dataset's artifact, a run's builder."""
+    if spec.kind == NodeKind.DATASET and spec.artifact is not None and node.artifact_id is None:
+        node.artifact = spec.artifact
+        node.save(update_fields=["artifact"])
+    if spec.kind == NodeKind.RUN and spec.builder:
+        builders = list(node.attributes.get("builders", []))
+        if spec.builder not in builders:
+            node.attributes = {**node.attributes, "builders": sorted([*builders, spec.builder])}
+            node.save(update_fields=["attributes"])
 
 
 # --------------------------------------------------------------------------
@@ -276,23 +471,27 @@ def _end_alias_elsewhere(alias: LineageNode, version: LineageNode) -> None:
     ).exclude(upstream=version).update(ended_at=timezone.now())
 
 
-def _store(attestation: Attestation, edges: list[_Edge]) -> list[LineageEdge]:
+def _store(planned: list[tuple[Attestation, list[_NodeEdge]]]) -> list[list[LineageEdge]]:
+    """Each attestation's edges, in one INSERT; an edge twice, or from a node to itself, once
+    or not at all."""
     now = timezone.now()
-    for edge in edges:
-        if edge.relation == EdgeRelation.PROMOTED_TO:
-            _end_alias_elsewhere(edge.downstream, edge.upstream)
-    stored: dict[tuple[int, int, str], LineageEdge] = {}
-    for edge in edges:
-        if edge.upstream.pk == edge.downstream.pk:
-            continue
-        identity = (edge.upstream.pk, edge.downstream.pk, str(edge.relation))
-        if identity in stored:
-            continue
-        stored[identity] = LineageEdge(
-            upstream=edge.upstream,
-            downstream=edge.downstream,
-            relation=edge.relation,
-            attestation=attestation,
-            created_at=now,
-        )
-    return LineageEdge.objects.bulk_create(stored.values())
+    rows: list[list[LineageEdge]] = []
+    for attestation, edges in planned:
+        for upstream, downstream, relation in edges:
+            if relation == EdgeRelation.PROMOTED_TO:
+                _end_alias_elsewhere(downstream, upstream)
+        stored: dict[tuple[int, int, str], LineageEdge] = {}
+        for upstream, downstream, relation in edges:
+            identity = (upstream.pk, downstream.pk, str(relation))
+            if upstream.pk == downstream.pk or identity in stored:
+                continue
+            stored[identity] = LineageEdge(
+                upstream=upstream,
+                downstream=downstream,
+                relation=relation,
+                attestation=attestation,
+                created_at=now,
+            )
+        rows.append(list(stored.values()))
+    created = iter(LineageEdge.objects.bulk_create([edge for edges in rows for edge in edges]))
+    return [[next(created) for _ in edges] for edges in rows]

@@ -2,16 +2,21 @@
 
 Verification is the provenance app's (``attestation_ingest``); the registry adds what only it
 knows: which model version a subject names (its measured digest), and which MLflow dataset
-record a training provenance's dataset is (so MLflow's datasets gain a sha256 identity).
+record a training provenance's dataset is (so MLflow's datasets gain a sha256 identity) — linked
+in the transaction that stores the provenance.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from provenance.attestation_verify import PREDICATE_SLSA_PROVENANCE_V1
 from provenance.log_format import Actor, Event
@@ -22,8 +27,9 @@ from provenance.services import (
     attestation_refuse_oversize,
     log_append_many,
 )
+from provenance.services.attestations import BundleLine, OnAccepted, attestation_bundle_ingest
 from registry import selectors
-from registry.models import Dataset, RunInput
+from registry.models import Dataset, ModelVersion, RunInput
 
 
 def attestation_upload_check(*, declared_length: str | None, actor: Actor) -> None:
@@ -35,12 +41,48 @@ def attestation_upload_check(*, declared_length: str | None, actor: Actor) -> No
 
 def attestation_submit(*, raw: bytes, media_type: str, actor: Actor) -> Intake:
     """Verify and store an uploaded attestation; link the MLflow datasets it identifies."""
-    intake = attestation_ingest(
-        raw=raw, media_type=media_type, actor=actor, measured_digest=selectors.measured_digest
+    return attestation_ingest(
+        raw=raw,
+        media_type=media_type,
+        actor=actor,
+        measured_digest=selectors.measured_digest,
+        on_accepted=_datasets_linker(actor),
     )
-    if intake.created and intake.attestation.predicate_type == PREDICATE_SLSA_PROVENANCE_V1:
-        datasets_link(attestation=intake.attestation, actor=actor)
-    return intake
+
+
+def attestation_bundle_submit(*, raw: bytes, actor: Actor) -> list[BundleLine]:
+    """Verify and store each envelope of an in-toto bundle (JSON Lines), as
+    ``attestation_submit`` would each; the outcome of every line."""
+    return attestation_bundle_ingest(
+        raw=raw,
+        actor=actor,
+        measured_digests=_measured_digests,
+        on_accepted=_datasets_linker(actor),
+    )
+
+
+def _measured_digests(subject_names: Collection[str]) -> dict[str, str]:
+    """``selectors.measured_digest`` of many subject names, in one query: the names of the
+    form ``<model>/<version>`` for which the registry measured a digest."""
+    names: dict[tuple[str, int], list[str]] = {}
+    for name in subject_names:
+        model, _, number = name.rpartition("/")
+        if model and number.isdigit():
+            names.setdefault((model, int(number)), []).append(name)
+    if not names:
+        return {}
+    measured = ModelVersion.objects.filter(
+        functools.reduce(operator.or_, (Q(registered_model__name=m, version=v) for m, v in names)),
+        model_artifact__isnull=False,
+    ).values_list("registered_model__name", "version", "model_artifact__digest")
+    return {name: digest for model, number, digest in measured for name in names[(model, number)]}
+
+
+def _datasets_linker(actor: Actor) -> OnAccepted:
+    def link(attestations: Sequence[Attestation]) -> list[list[Event]]:
+        return [events for _linked, events in _datasets_linked(attestations, actor)]
+
+    return link
 
 
 @transaction.atomic
@@ -51,31 +93,70 @@ def datasets_link(*, attestation: Attestation, actor: Actor) -> list[Dataset]:
     MLflow digest), else by source URI, else by name. A dataset already linked to another digest
     keeps it: the conflict is logged, never silently overwritten.
     """
-    predicate = attestation.statement.get("predicate") or {}
-    run_id = str(
-        ((predicate.get("runDetails") or {}).get("metadata") or {}).get("invocationId", "")
-    )
-    used = list(  # FOR UPDATE allows no DISTINCT: select the run's datasets by subquery
-        Dataset.objects.select_for_update().filter(
-            pk__in=RunInput.objects.filter(run__run_id=run_id).values("dataset_id")
-        )
-    )
-    if not run_id or not used:
-        return []
-    events, linked = [], []
-    for dependency in (predicate.get("buildDefinition") or {}).get("resolvedDependencies") or []:
-        dataset = _matching_dataset(dependency, used)
-        digest = str((dependency.get("digest") or {}).get("sha256", ""))
-        artifact = Artifact.objects.filter(digest=digest).first() if digest else None
-        if dataset is None or artifact is None or artifact.kind != "dataset":
-            continue
-        event = _link(dataset, artifact, attestation, actor)
-        if event is not None:
-            events.append(event)
-            linked.append(dataset)
+    [(linked, events)] = _datasets_linked([attestation], actor)
     if events:
         log_append_many(events)
     return linked
+
+
+def _datasets_linked(
+    attestations: Sequence[Attestation], actor: Actor
+) -> list[tuple[list[Dataset], list[Event]]]:
+    """For each attestation (as if one after the other), the datasets it links and the events
+    to log; the runs' datasets read and locked in one query, the digests' artifacts in one."""
+    run_ids = [_run_id(attestation) for attestation in attestations]
+    used = _datasets_used({run_id for run_id in run_ids if run_id})
+    dependencies = [
+        _dependencies(attestation) if used.get(run_id) else []
+        for attestation, run_id in zip(attestations, run_ids, strict=True)
+    ]
+    digests = {digest for pairs in dependencies for _, digest in pairs if digest}
+    artifacts = Artifact.objects.in_bulk(sorted(digests), field_name="digest") if digests else {}
+    linked_all = []
+    for attestation, run_id, pairs in zip(attestations, run_ids, dependencies, strict=True):
+        events, linked = [], []
+        for dependency, digest in pairs:
+            dataset = _matching_dataset(dependency, used.get(run_id, []))
+            artifact = artifacts.get(digest) if digest else None
+            if dataset is None or artifact is None or artifact.kind != "dataset":
+                continue
+            event = _link(dataset, artifact, attestation, actor)
+            if event is not None:
+                events.append(event)
+                linked.append(dataset)
+        linked_all.append((linked, events))
+    return linked_all
+
+
+def _run_id(attestation: Attestation) -> str:
+    """The MLflow run a training provenance names (its invocation id), or ""."""
+    if attestation.predicate_type != PREDICATE_SLSA_PROVENANCE_V1:
+        return ""
+    predicate = attestation.statement.get("predicate") or {}
+    return str(((predicate.get("runDetails") or {}).get("metadata") or {}).get("invocationId", ""))
+
+
+def _datasets_used(run_ids: set[str]) -> dict[str, list[Dataset]]:
+    """The datasets each run used, locked (FOR UPDATE) while their digests are linked."""
+    if not run_ids:
+        return {}
+    used = RunInput.objects.filter(run__run_id__in=run_ids).values_list("run__run_id", "dataset_id")
+    by_run: dict[str, set[int]] = {}
+    for run_id, dataset_id in used:
+        by_run.setdefault(run_id, set()).add(dataset_id)
+    if not by_run:
+        return {}
+    datasets = list(
+        Dataset.objects.select_for_update().filter(pk__in=set().union(*by_run.values()))
+    )
+    return {run_id: [d for d in datasets if d.pk in ids] for run_id, ids in by_run.items()}
+
+
+def _dependencies(attestation: Attestation) -> list[tuple[dict[str, Any], str]]:
+    """Each resolved dependency of a provenance, with the sha256 it names ("" if none)."""
+    predicate = attestation.statement.get("predicate") or {}
+    dependencies = (predicate.get("buildDefinition") or {}).get("resolvedDependencies") or []
+    return [(d, str((d.get("digest") or {}).get("sha256", ""))) for d in dependencies]
 
 
 def _matching_dataset(dependency: dict[str, Any], used: list[Dataset]) -> Dataset | None:
@@ -125,6 +206,7 @@ def _link(
             evidence=[f"sha256:{attestation.envelope_digest}"],
         )
     Dataset.objects.filter(pk=dataset.pk).update(artifact=artifact, linked_by=attestation)
+    dataset.artifact, dataset.linked_by = artifact, attestation  # for the next attestation
     return Event(
         event_type="dataset.linked",
         actor=actor,

@@ -386,6 +386,15 @@ def test_rejection_carries_code_and_detail():
         b'{"payload": "\\ud800"}',
         b"[" * 100_000,
         b'{"n": ' + b"1" * 5000 + b"}",
+        # compact text, which a faster parser reads first (_compact_json): refused alike
+        b'{"payload":"a","payload":"b"}',
+        b'{"payload":"a","payload":"a"}',
+        b'{"payload":NaN}',
+        b'{"payload":1e999}',
+        b'{"payload":"\\ud800"}',
+        b'\xef\xbb\xbf{"payload":"a"}',
+        b"[" * 2000 + b"]" * 2000,
+        b'{"n":' + b"1" * 5000 + b"}",
     ],
     ids=[
         "empty",
@@ -397,6 +406,14 @@ def test_rejection_carries_code_and_detail():
         "lone-surrogate",
         "too-deep",
         "huge-int",
+        "compact-duplicate-key",
+        "compact-duplicate-equal-values",
+        "compact-nan",
+        "compact-infinite",
+        "compact-lone-surrogate",
+        "compact-byte-order-mark",
+        "compact-too-deep",
+        "compact-huge-int",
     ],
 )
 def test_malformed_json(raw):
@@ -672,6 +689,36 @@ def test_random_envelope_shapes_only_ever_raise_attestation_rejected(document, s
     error = parse_outcome(json.dumps(document).encode())
 
     assert error is None or (error.code and error.detail)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=12), JSON_VALUES, max_size=6))
+def test_compact_and_spaced_json_read_the_same(predicate):
+    """Compact text takes a faster parser than spaced text: both must read one statement."""
+    statement = make_statement(predicate=predicate)
+    readings = []
+    for separators in ((",", ":"), (", ", ": ")):
+        payload = json.dumps(statement, separators=separators, ensure_ascii=False).encode()
+        raw = json.dumps(
+            {
+                "payloadType": PAYLOAD_TYPE_IN_TOTO,
+                "payload": b64(payload),
+                "signatures": [{"sig": ""}],
+            },
+            separators=separators,
+        ).encode()
+        readings.append(parse_outcome_statement(raw))
+
+    assert readings[0] == readings[1]
+    if not isinstance(readings[0], str):  # not refused (an infinity is, either way)
+        assert readings[0] == json.loads(json.dumps(statement))
+
+
+def parse_outcome_statement(raw: bytes) -> Any:
+    try:
+        return parse_envelope(raw).statement
+    except AttestationRejected as error:
+        return error.code
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,236 @@
+"""Re-verification in bulk records, row by row, what checking each attestation alone finds."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from securesystemslib.dsse import Envelope
+
+from provenance import predicates
+from provenance.attestation_verify import (
+    PAYLOAD_TYPE_IN_TOTO,
+    PREDICATE_TEST_RESULT,
+    generate_signing_key,
+    sign_statement,
+    signer_from_pem,
+)
+from provenance.log_format import Actor
+from provenance.models import (
+    Artifact,
+    ArtifactKind,
+    Attestation,
+    LogEntry,
+    TrustedSigner,
+    VerificationStatus,
+)
+from provenance.services import (
+    attestation_ingest,
+    registry_attestation_issue,
+    trusted_signer_add,
+)
+from provenance.services import verification as reverification
+from provenance.services.verification import attestation_problem, attestations_reverify
+
+pytestmark = pytest.mark.django_db
+ACTOR = Actor.system("test")
+MODEL = "ab" * 32
+PROBLEMS = {
+    "untouched": "",
+    "distrusted": "signer 'distrusted' is no longer trusted",
+    "statement edited": "the stored statement differs from the signed bytes",
+    "envelope edited": "the stored statement differs from the signed bytes",
+    "signature edited": "bad_signature",
+    "not JSON any more": "malformed_json",
+    "registry's own": "",
+}
+
+
+@pytest.fixture(autouse=True)
+def _keys_in_tmp(settings: Any, tmp_path: Path) -> None:
+    settings.VAR_DIR = tmp_path / "var"
+    settings.ATTESTATION_SIGNING_KEY_FILE = ""
+
+
+def _signer(name: str) -> Any:
+    private_pem, public_key = generate_signing_key()
+    trusted_signer_add(
+        name=name, public_key=public_key, predicate_types=[PREDICATE_TEST_RESULT], actor=ACTOR
+    )
+    return signer_from_pem(private_pem)
+
+
+def _evaluation(signer: Any, label: str) -> Attestation:
+    statement = predicates.statement(
+        subjects=[("fraud/1", MODEL)],
+        predicate_type=PREDICATE_TEST_RESULT,
+        predicate={"result": "PASSED", "configuration": [{"name": label}]},
+    )
+    raw = sign_statement(statement, signer)
+    return attestation_ingest(raw=raw, media_type="application/json", actor=ACTOR).attestation
+
+
+def _edited(attestation: Attestation, **changes: Any) -> None:
+    Attestation.objects.filter(pk=attestation.pk).update(**changes)
+
+
+@pytest.fixture
+def rows() -> dict[str, Attestation]:
+    """One attestation per way of failing (and two that still verify)."""
+    Artifact.objects.create(
+        digest=MODEL, kind=ArtifactKind.MODEL, name="fraud/1", size=1, created_at=timezone.now()
+    )
+    pipeline, distrusted = _signer("pipeline"), _signer("distrusted")
+    made = {
+        label: _evaluation(distrusted if label == "distrusted" else pipeline, label)
+        for label in PROBLEMS
+        if label != "registry's own"
+    }
+    TrustedSigner.objects.filter(name="distrusted").update(active=False)
+    edited = made["statement edited"]
+    _edited(edited, statement={**edited.statement, "predicate": {"result": "FAILED"}})
+    envelope = json.loads(bytes(made["envelope edited"].envelope))
+    _edited(made["envelope edited"], envelope=json.dumps(envelope, indent=1).encode())
+    envelope = json.loads(bytes(made["signature edited"].envelope))
+    other = json.loads(bytes(made["untouched"].envelope))
+    envelope["signatures"] = other["signatures"]
+    forged = json.dumps(envelope, separators=(",", ":")).encode()
+    _edited(made["signature edited"], envelope=forged, envelope_digest=_sha256(forged))
+    broken = b"{" + bytes(made["not JSON any more"].envelope)
+    _edited(made["not JSON any more"], envelope=broken, envelope_digest=_sha256(broken))
+    made["registry's own"] = _observation()
+    return {label: Attestation.objects.get(pk=a.pk) for label, a in made.items()}
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _observation() -> Attestation:
+    statement = predicates.observation_statement(
+        observer="test",
+        observed_at=timezone.now(),
+        model_digest=MODEL,
+        model_version={"name": "fraud", "version": 1, "aliases": []},
+        run=None,
+        tracking_uri="",
+    )
+    return registry_attestation_issue(statement=statement, actor=ACTOR)
+
+
+def _summary(problem: str) -> str:
+    """A problem, without the details a parser or library words its own way."""
+    code, _, _ = problem.partition(":")
+    return code if problem.startswith(("bad_", "malformed")) else problem
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several batches of the pass, and several chunks of the read, over a few rows."""
+    monkeypatch.setattr(reverification, "_BATCH", 2)
+    monkeypatch.setattr(reverification, "_READ_CHUNK", 3)
+
+
+def test_a_pass_over_a_queryset_finds_what_each_check_alone_finds(
+    rows: dict[str, Attestation], small_batches: None
+) -> None:
+    alone = {label: attestation_problem(row) for label, row in rows.items()}
+
+    report = attestations_reverify(attestations=Attestation.objects.all(), actor=ACTOR)
+
+    by_pk = {outcome.attestation.pk: outcome for outcome in report.outcomes}
+    assert len(by_pk) == len(rows)
+    for label, row in rows.items():
+        assert by_pk[row.pk].problem == alone[label], label
+        assert by_pk[row.pk].ok is (alone[label] == "")
+        assert _summary(alone[label]) == PROBLEMS[label], label
+
+
+def test_a_pass_over_instances_and_one_over_a_queryset_agree(
+    rows: dict[str, Attestation], small_batches: None
+) -> None:
+    listed = attestations_reverify(attestations=list(rows.values()), actor=ACTOR)
+    queried = attestations_reverify(attestations=Attestation.objects.all(), actor=ACTOR)
+
+    def problems(report: Any) -> dict[int, str]:
+        return {o.attestation.pk: o.problem for o in report.outcomes}
+
+    assert problems(listed) == problems(queried)
+
+
+def test_each_row_records_its_own_outcome_and_each_change_is_logged_once(
+    rows: dict[str, Attestation], small_batches: None
+) -> None:
+    before = timezone.now()
+
+    report = attestations_reverify(attestations=Attestation.objects.all(), actor=ACTOR)
+
+    for outcome in report.outcomes:
+        stored = Attestation.objects.get(pk=outcome.attestation.pk)
+        expected = VerificationStatus.VERIFIED if outcome.ok else VerificationStatus.FAILED
+        assert stored.verification_status == expected
+        assert stored.verification_problem == outcome.problem
+        assert stored.verified_at is not None
+        assert stored.verified_at >= before
+    failed = LogEntry.objects.filter(event_type="attestation.verification_failed")
+    assert sorted(e.object_id for e in failed) == sorted(
+        o.attestation.envelope_digest for o in report.failed
+    )
+    attestations_reverify(attestations=Attestation.objects.all(), actor=ACTOR)
+    assert failed.count() == len(report.failed)  # no change, no new event
+
+
+def test_rows_read_from_a_queryset_leave_their_bytes_to_be_read_on_demand(
+    rows: dict[str, Attestation],
+) -> None:
+    report = attestations_reverify(attestations=Attestation.objects.all(), actor=ACTOR)
+
+    attestation = report.outcomes[0].attestation
+    assert {"envelope", "statement"} <= attestation.get_deferred_fields()
+    assert bytes(attestation.envelope) == bytes(Attestation.objects.get(pk=attestation.pk).envelope)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_garbage_collector_is_left_as_it_was(
+    rows: dict[str, Attestation], enabled: bool
+) -> None:
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        attestations_reverify(attestations=Attestation.objects.all(), actor=ACTOR)
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_numbers_past_64_bits_and_long_decimals_reverify(rows: dict[str, Attestation]) -> None:
+    private_pem, public_key = generate_signing_key()
+    trusted_signer_add(
+        name="numbers", public_key=public_key, predicate_types=[PREDICATE_TEST_RESULT], actor=ACTOR
+    )
+    statement = predicates.statement(
+        subjects=[("fraud/1", MODEL)],
+        predicate_type=PREDICATE_TEST_RESULT,
+        predicate={"result": "PASSED", "runs": 2**70, "auc": 0.1 + 0.2, "n": -(2**64)},
+    )
+    envelope = Envelope(json.dumps(statement).encode(), PAYLOAD_TYPE_IN_TOTO, {})
+    envelope.sign(signer_from_pem(private_pem))
+    raw = json.dumps(envelope.to_dict()).encode()
+    stored = attestation_ingest(raw=raw, media_type="application/json", actor=ACTOR).attestation
+
+    report = attestations_reverify(
+        attestations=Attestation.objects.filter(pk=stored.pk), actor=ACTOR
+    )
+
+    assert report.ok, report.failed
+    edited = {**statement, "predicate": {**statement["predicate"], "runs": 2**70 + 1}}
+    Attestation.objects.filter(pk=stored.pk).update(statement=edited)
+    report = attestations_reverify(
+        attestations=Attestation.objects.filter(pk=stored.pk), actor=ACTOR
+    )
+    assert report.failed[0].problem == "the stored statement differs from the signed bytes"
