@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -93,3 +94,25 @@ def test_an_unreadable_secret_file_is_named() -> None:
 def test_embedded_mode_needs_no_variable(tmp_path: os.PathLike[str]) -> None:
     result = load_settings({"DEBUG": "true", "VAR_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.django_db
+def test_passwords_are_hashed_with_argon2id_and_older_hashes_upgraded_at_sign_in(
+    settings: Any,
+) -> None:
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.auth.models import User
+
+    from config import settings as project_settings
+
+    settings.PASSWORD_HASHERS = project_settings.PASSWORD_HASHERS
+    assert make_password("a long passphrase").startswith("argon2$argon2id$")
+    user = User.objects.create(
+        username="legacy", password=make_password("a long passphrase", hasher="pbkdf2_sha256")
+    )
+
+    assert user.check_password("a long passphrase")
+
+    user.refresh_from_db()
+    assert user.password.startswith("argon2$argon2id$")
+    assert not user.check_password("another passphrase")

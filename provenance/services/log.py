@@ -45,9 +45,13 @@ def log_append(event: Event) -> LogEntry:
     return log_append_many([event])[0]
 
 
-@transaction.atomic
 def log_append_many(events: Sequence[Event]) -> list[LogEntry]:
     """Append events in order, as consecutive leaves, in the caller's transaction.
+
+    Inside a transaction the append joins it without a savepoint: an append that fails raises,
+    and the caller's whole transaction — the change the event records included — rolls back.
+    Outside one, on PostgreSQL, the append is a single statement committed on its own (one
+    round trip and one durable commit, no BEGIN or COMMIT to wait for).
 
     The returned rows carry index and entry bytes; they are not re-read from the database.
     """
@@ -56,7 +60,8 @@ def log_append_many(events: Sequence[Event]) -> list[LogEntry]:
     if connection.vendor == "postgresql":
         rows, previous_size = _append_postgres(events)
     else:
-        rows, previous_size = _append_orm(events)
+        with transaction.atomic(savepoint=False):
+            rows, previous_size = _append_orm(events)
     every = settings.LOG_CHECKPOINT_EVERY_ENTRIES
     if previous_size // every != (previous_size + len(rows)) // every:
         transaction.on_commit(_enqueue_checkpoint)
@@ -148,18 +153,31 @@ def _append_postgres(events: Sequence[Event]) -> tuple[list[LogEntry], int]:
     — so indexes stay gapless without a locking read on every append.
     """
     head: tuple[int, list[Any]] | None = getattr(connection, "_secmlops_log_head", None)
-    for attempt in range(2):
-        if head is None or attempt:
-            state = _locked_state()
-            head = (state.size, state.frontier)
-        previous_size, frontier_json = head
-        frontier = Frontier.from_json(frontier_json)
-        rows, nodes = _leaves(events, frontier)
-        new_head = (frontier.size, frontier.to_json())
-        if _compare_and_append(head, new_head, rows, nodes):
-            connection._secmlops_log_head = new_head  # type: ignore[attr-defined]
-            return rows, previous_size
-    raise RuntimeError("the log state changed while it was locked")  # cannot happen
+    if head is not None:
+        # Outside a transaction this one statement is its own (autocommit) transaction.
+        appended = _append_on(head, events)
+        if appended is not None:
+            return appended
+    with transaction.atomic(savepoint=False):
+        state = _locked_state()
+        appended = _append_on((state.size, state.frontier), events)
+    if appended is None:
+        raise RuntimeError("the log state changed while it was locked")  # cannot happen
+    return appended
+
+
+def _append_on(
+    head: tuple[int, list[Any]], events: Sequence[Event]
+) -> tuple[list[LogEntry], int] | None:
+    """Append ``events`` if the log is still at ``head``; None (nothing written) if it moved."""
+    previous_size, frontier_json = head
+    frontier = Frontier.from_json(frontier_json)
+    rows, nodes = _leaves(events, frontier)
+    new_head = (frontier.size, frontier.to_json())
+    if not _compare_and_append(head, new_head, rows, nodes):
+        return None
+    connection._secmlops_log_head = new_head  # type: ignore[attr-defined]
+    return rows, previous_size
 
 
 def _compare_and_append(

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import rfc8785
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from compliance import services as compliance_services
 from compliance.models import SecurityRole
@@ -116,6 +117,17 @@ def test_an_event_rolls_back_with_the_change_it_records() -> None:
     assert not LogEntry.objects.exists()
     assert not MerkleNode.objects.exists()
     assert services.log_append(event()).index == 0
+
+
+def test_an_append_inside_a_transaction_joins_it_without_a_savepoint() -> None:
+    services.log_append(event(0))  # the state row exists from here on
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        services.log_append(event(1))
+
+    statements = [query["sql"].upper() for query in captured.captured_queries]
+    assert not [sql for sql in statements if "SAVEPOINT" in sql]
+    assert list(LogEntry.objects.order_by("index").values_list("index", flat=True)) == [0, 1]
 
 
 def test_a_checkpoint_is_a_signed_note_that_verifies_with_the_published_key() -> None:

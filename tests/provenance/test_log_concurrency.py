@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
+import psycopg
 import pytest
 from django.db import connection, connections
 
@@ -80,3 +81,47 @@ def test_a_stale_head_with_the_right_size_but_another_tree_is_not_built_on() -> 
     services.checkpoint_issue()
     report = services.log_verify()
     assert report.ok, report.problems
+
+
+def test_an_append_outside_a_transaction_is_committed_when_it_returns() -> None:
+    """Autocommit: the append's one statement is its own transaction, durable on return."""
+    assert not connection.in_atomic_block
+    services.log_append(Event(event_type="t", actor=Actor.system(), object_type="x", object_id="0"))
+    entry = services.log_append(
+        Event(event_type="t", actor=Actor.system(), object_type="x", object_id="1")
+    )
+
+    with psycopg.connect(**_other_connection_params()) as other:
+        row = other.execute('SELECT count(*), max("index") FROM provenance_logentry').fetchone()
+        size = other.execute("SELECT size FROM provenance_logstate WHERE id = 1").fetchone()
+    assert row == (2, entry.index) == (2, 1)
+    assert size == (2,)
+
+
+def test_an_append_on_a_head_another_process_moved_rereads_it_outside_a_transaction() -> None:
+    services.log_append(Event(event_type="t", actor=Actor.system(), object_type="x", object_id="0"))
+    behind = connection._secmlops_log_head  # type: ignore[attr-defined]
+    services.log_append(Event(event_type="t", actor=Actor.system(), object_type="x", object_id="1"))
+    connection._secmlops_log_head = behind  # as if another process had appended "1"
+
+    entry = services.log_append(
+        Event(event_type="t", actor=Actor.system(), object_type="x", object_id="2")
+    )
+
+    assert entry.index == 2
+    assert list(LogEntry.objects.order_by("index").values_list("object_id", flat=True)) == [
+        "0",
+        "1",
+        "2",
+    ]
+    services.checkpoint_issue()
+    report = services.log_verify()
+    assert report.ok, report.problems
+
+
+def _other_connection_params() -> dict[str, object]:
+    params = dict(connection.get_connection_params())
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    params.pop("prepare_threshold", None)
+    return params
