@@ -545,22 +545,33 @@ def _execute(request_id: int) -> PromotionRequest | None:
 
 
 def _execution_checks(request: PromotionRequest) -> tuple[list[str], list[GateResult]]:
-    problems = []
-    if not request.break_glass and not quorum_of(request).met:
-        problems.append("the approvals no longer meet the policy")
+    checked: dict[str, Any] = {}
+
+    def policy_checks() -> None:
+        """Quorum and gates: run while the files are re-hashed (they do not need the hash)."""
+        checked["quorum_met"] = request.break_glass or quorum_of(request).met
+        version = ModelVersion.objects.select_related("model_artifact", "run").get(
+            pk=request.version_id
+        )
+        checked["gates"] = gates_evaluate(
+            version=version,
+            bound_digest=request.model_digest,
+            gates=_BREAK_GLASS_GATES if request.break_glass else request.policy["gates"],
+        )
+
     verification = registry_services.model_version_reverify(
-        version_pk=request.version_id, actor=Actor.system("registry:workflow")
+        version_pk=request.version_id,
+        actor=Actor.system("registry:workflow"),
+        alongside=policy_checks,
     )
+    if "gates" not in checked:  # the version is gone: nothing was re-verified
+        policy_checks()
+    problems = []
+    if not checked["quorum_met"]:
+        problems.append("the approvals no longer meet the policy")
     if verification is None or verification.statement["predicate"]["result"] != "PASSED":
         problems.append("re-verification failed: files or attestations no longer verify")
-    version = ModelVersion.objects.select_related("model_artifact", "run").get(
-        pk=request.version_id
-    )
-    gates = gates_evaluate(
-        version=version,
-        bound_digest=request.model_digest,
-        gates=_BREAK_GLASS_GATES if request.break_glass else request.policy["gates"],
-    )
+    gates: list[GateResult] = checked["gates"]
     problems += [f"gate {g.gate} failed: {g.detail}" for g in gates if not g.passed]
     return problems, gates
 

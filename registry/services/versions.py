@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -222,12 +224,18 @@ def _utc(moment: Any) -> str | None:
 # --- re-verification ----------------------------------------------------------------------
 
 
-def model_version_reverify(*, version_pk: int, actor: Actor) -> Attestation | None:
+def model_version_reverify(
+    *, version_pk: int, actor: Actor, alongside: Callable[[], object] | None = None
+) -> Attestation | None:
     """Re-hash a version's files and re-verify every attestation it depends on.
 
     Runs before any promotion and on demand. The outcome is itself a registry-signed
     attestation (PASSED or FAILED) and a log event; a digest that no longer matches is an
     integrity failure, never silently re-recorded. None when the version is gone.
+
+    The files are downloaded and hashed on a second thread (no database there) while this one
+    re-verifies the attestations and then runs ``alongside``, if given: the caller's own checks
+    that do not depend on the measurement, which so cost no time of their own.
     """
     version = (
         ModelVersion.objects.select_related("registered_model", "model_artifact")
@@ -239,14 +247,18 @@ def model_version_reverify(*, version_pk: int, actor: Actor) -> Attestation | No
     if version.model_artifact is None:
         raise Conflict(f"{version} has not been hashed yet", code="not_hashed")
     expected = version.model_artifact.digest
-    measured = _measure(version)
-    node = version_node_ensure(
-        name=version.registered_model.name, version=version.version, artifact=None
-    )
-    report = attestations_reverify(
-        attestations=provenance_selectors.attestations_behind(node=node, digest=expected),
-        actor=actor,
-    )
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reverify-hash") as pool:
+        measuring = pool.submit(_measure, version)
+        node = version_node_ensure(
+            name=version.registered_model.name, version=version.version, artifact=None
+        )
+        report = attestations_reverify(
+            attestations=provenance_selectors.attestations_behind(node=node, digest=expected),
+            actor=actor,
+        )
+        if alongside is not None:
+            alongside()
+        measured = measuring.result()
     statement = predicates.verification_statement(
         verifier=settings.LOG_ORIGIN,
         verified_at=timezone.now(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -28,8 +29,10 @@ from provenance.models import (
     LogEntry,
 )
 from provenance.services import trusted_signer_add
+from registry import mlflow_gateway as gateway
 from registry import services, tasks
 from registry.choices import SyncTrigger
+from registry.mlflow_gateway import MlflowUnavailable
 from registry.models import Dataset, ModelVersion
 from tests.conftest import MlflowStore
 from tests.registry.test_hashing import log_model, reader
@@ -126,6 +129,56 @@ def test_reverification_passes_for_an_untouched_version(mlflow_store: MlflowStor
     ]
     event = LogEntry.objects.get(event_type="model_version.reverified")
     assert json.loads(bytes(event.entry))["after"]["result"] == "PASSED"
+
+
+def test_the_callers_checks_run_while_the_files_are_hashed(mlflow_store: MlflowStore) -> None:
+    """The download waits for the caller's ``alongside`` checks: run one after the other, the
+    two would wait for each other until the timeout."""
+    version = hashed()
+    checks_running, download_done = threading.Event(), threading.Event()
+    download = gateway.download_model_version
+    threads: set[str] = set()
+
+    def slow_download(*args: Any, **kwargs: Any) -> Path:
+        threads.add(threading.current_thread().name)
+        assert checks_running.wait(timeout=10), "the caller's checks did not run meanwhile"
+        try:
+            return download(*args, **kwargs)
+        finally:
+            download_done.set()
+
+    def checks() -> None:
+        checks_running.set()
+        assert not download_done.is_set()
+        assert version.registered_model.name == "fraud"  # the database works on this thread
+        assert ModelVersion.objects.filter(pk=version.pk).exists()
+
+    with mock.patch.object(gateway, "download_model_version", slow_download):
+        attestation = services.model_version_reverify(
+            version_pk=version.pk, actor=ACTOR, alongside=checks
+        )
+
+    assert attestation is not None
+    assert attestation.statement["predicate"]["result"] == "PASSED"
+    assert threading.current_thread().name not in threads
+
+
+def test_mlflow_down_during_the_rehash_is_raised_to_the_caller(mlflow_store: MlflowStore) -> None:
+    version = hashed()
+    ran: list[str] = []
+
+    with (
+        mock.patch.object(
+            gateway, "download_model_version", side_effect=MlflowUnavailable("MLflow is down")
+        ),
+        pytest.raises(MlflowUnavailable),
+    ):
+        services.model_version_reverify(
+            version_pk=version.pk, actor=ACTOR, alongside=lambda: ran.append("checks")
+        )
+
+    assert ran == ["checks"]
+    assert not LogEntry.objects.filter(event_type="model_version.reverified").exists()
 
 
 def test_a_file_changed_in_the_artifact_store_fails_reverification(
