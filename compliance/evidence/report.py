@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -118,8 +121,36 @@ def render_html(facts: EvidenceFacts) -> str:
 def render_pdf(html: str, facts: EvidenceFacts) -> bytes:
     """The report HTML as PDF/A-3b, byte-identical for the same facts."""
     document = HTML(string=html, url_fetcher=_OfflineFetcher())
-    pdf: bytes = document.write_pdf(pdf_variant=PDF_VARIANT, pdf_identifier=pdf_identifier(facts))
+    generated = _parse(facts["bundle"]["generated_at"])
+    with _font_timestamps(int(generated.timestamp()) if generated else 0):
+        pdf: bytes = document.write_pdf(
+            pdf_variant=PDF_VARIANT, pdf_identifier=pdf_identifier(facts)
+        )
     return pdf
+
+
+_SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
+_environment_lock = threading.Lock()
+
+
+@contextmanager
+def _font_timestamps(epoch: int) -> Iterator[None]:
+    """The embedded font subsets dated ``epoch``, not now.
+
+    fontTools stamps the time of writing into each subset's ``head`` table unless
+    SOURCE_DATE_EPOCH (reproducible-builds.org) says otherwise; a rebuild a second later
+    would embed different fonts. Set for the rendering only, then put back as it was.
+    """
+    with _environment_lock:
+        previous = os.environ.get(_SOURCE_DATE_EPOCH)
+        os.environ[_SOURCE_DATE_EPOCH] = str(epoch)
+        try:
+            yield
+        finally:
+            if previous is None:
+                del os.environ[_SOURCE_DATE_EPOCH]
+            else:
+                os.environ[_SOURCE_DATE_EPOCH] = previous
 
 
 def pdf_identifier(facts: EvidenceFacts) -> bytes:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from jsonschema import Draft7Validator  # type: ignore[import-untyped]  # no stubs installed
@@ -161,6 +164,19 @@ def test_report_is_byte_identical_for_the_same_facts(realistic_pdf: bytes) -> No
 
     assert html == report.render_html(deep(facts))
     assert report.render_pdf(html, deep(facts)) == realistic_pdf
+
+
+def test_report_is_byte_identical_when_rendered_later(realistic_pdf: bytes) -> None:
+    """Nothing of the moment of rendering gets in: the embedded font subsets are dated from
+    the facts (fontTools would stamp the current time in them)."""
+    facts = realistic_facts()
+    a_day_later = time.time() + 86_400
+
+    with mock.patch("time.time", return_value=a_day_later):
+        later = report.render_pdf(report.render_html(facts), facts)
+
+    assert later == realistic_pdf
+    assert "SOURCE_DATE_EPOCH" not in os.environ  # put back as it was
 
 
 def test_report_changes_with_the_facts(realistic_pdf: bytes) -> None:
