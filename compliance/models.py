@@ -338,6 +338,8 @@ class Notification(models.Model):
     url = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField()
     read_at = models.DateTimeField(null=True, blank=True)
+    # When the e-mail went out (a Celery task sends it); null: not (yet) sent, or no address.
+    emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -284,8 +284,10 @@ def promotion_request_decide(
             _move(request, S.APPROVED, fields=["decided_at"])
             log_append(_event(request, "quorum_met", Actor.system("registry:workflow")))
             _execute_after_commit(request.pk)
-        notify_id = request.pk
-        transaction.on_commit(lambda: notifications.decision_notify(request_id=notify_id))
+        notify_id, status = request.pk, request.status
+        transaction.on_commit(
+            lambda: notifications.decision_notify(request_id=notify_id, status=status)
+        )
         return approval
 
 
@@ -583,7 +585,9 @@ def _fail(request_id: int, reason: str, gates: list[GateResult]) -> PromotionReq
     request.gate_results = [g.to_dict() for g in gates]
     _move(request, S.FAILED, fields=["failure_reason", "gate_results"])
     log_append(_event(request, "failed", Actor.system("registry:workflow"), reason=reason[:1000]))
-    transaction.on_commit(lambda: notifications.decision_notify(request_id=request_id))
+    transaction.on_commit(
+        lambda: notifications.decision_notify(request_id=request_id, status=S.FAILED)
+    )
     return request
 
 
@@ -627,7 +631,9 @@ def _promoted(request_id: int, gates: list[GateResult]) -> PromotionRequest:
     log_append(
         _event(request, "promoted", actor, evidence=[f"sha256:{attestation.envelope_digest}"])
     )
-    transaction.on_commit(lambda: notifications.decision_notify(request_id=request_id))
+    transaction.on_commit(
+        lambda: notifications.decision_notify(request_id=request_id, status=S.PROMOTED)
+    )
     return request
 
 

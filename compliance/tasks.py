@@ -8,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from compliance import promotions
+from compliance import notifications, promotions
 from compliance.choices import PromotionStatus
 from compliance.models import PromotionRequest
 from registry.mlflow_gateway import MlflowUnavailable
@@ -25,6 +25,18 @@ def promotion_execute(request_id: int) -> str | None:
     """Set the alias in MLflow for an approved request (re-checked first)."""
     request = promotions.promotion_execute(request_id=request_id)
     return None if request is None else str(request.status)
+
+
+@shared_task(
+    autoretry_for=(OSError,),
+    retry_backoff=30,
+    retry_backoff_max=1800,
+    retry_jitter=True,
+    max_retries=10,  # about four hours of a mail server down; the inbox has them meanwhile
+)
+def notifications_email(notification_ids: list[int]) -> int:
+    """E-mail notifications already in their recipients' inboxes."""
+    return notifications.notifications_email(notification_ids=notification_ids)
 
 
 @shared_task

@@ -168,12 +168,18 @@ def test_approvers_are_notified(
 ) -> None:
     personas["bob"].email = "bob@example.org"
     personas["bob"].save()
-    with django_capture_on_commit_callbacks(execute=True):
+    with (
+        mock.patch.object(tasks.notifications_email, "delay") as queued,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         request_by(personas["grace"], version)
 
     notified = set(Notification.objects.values_list("user__username", flat=True))
     # validators and security people; not the requester, not the author
     assert notified == {"bob", "carol", "heidi"}
+    assert mailoutbox == []  # e-mail goes out from the worker, not from the request
+    [(ids,)] = [call.args for call in queued.call_args_list]
+    tasks.notifications_email(ids)  # as the Celery worker runs it
     assert [m.to for m in mailoutbox] == [["bob@example.org"]]
 
 
