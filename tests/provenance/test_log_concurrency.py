@@ -91,7 +91,7 @@ def test_an_append_outside_a_transaction_is_committed_when_it_returns() -> None:
         Event(event_type="t", actor=Actor.system(), object_type="x", object_id="1")
     )
 
-    with psycopg.connect(**_other_connection_params()) as other:
+    with psycopg.connect(**_other_connection_params()) as other:  # type: ignore[arg-type]
         row = other.execute('SELECT count(*), max("index") FROM provenance_logentry').fetchone()
         size = other.execute("SELECT size FROM provenance_logstate WHERE id = 1").fetchone()
     assert row == (2, entry.index) == (2, 1)
@@ -102,7 +102,8 @@ def test_an_append_on_a_head_another_process_moved_rereads_it_outside_a_transact
     services.log_append(Event(event_type="t", actor=Actor.system(), object_type="x", object_id="0"))
     behind = connection._secmlops_log_head  # type: ignore[attr-defined]
     services.log_append(Event(event_type="t", actor=Actor.system(), object_type="x", object_id="1"))
-    connection._secmlops_log_head = behind  # as if another process had appended "1"
+    # as if another process had appended "1"
+    connection._secmlops_log_head = behind  # type: ignore[attr-defined]
 
     entry = services.log_append(
         Event(event_type="t", actor=Actor.system(), object_type="x", object_id="2")
