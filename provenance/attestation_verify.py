@@ -163,6 +163,7 @@ class RejectionCode(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     IDENTITY_MISMATCH = "identity_mismatch"
     MALFORMED_BUNDLE = "malformed_bundle"
+    MALFORMED_PREDICATE = "malformed_predicate"
     SUBJECT_MISMATCH = "subject_mismatch"
     SUBJECT_UNKNOWN = "subject_unknown"
     PREDICATE_NOT_ALLOWED = "predicate_not_allowed"
@@ -646,6 +647,83 @@ def _check_statement(statement: Any) -> None:
     if not isinstance(statement.get("predicate", {}), Mapping):
         raise _not_a_statement("predicate must be a JSON object")
     check_predicate_type(predicate_type)
+    check_predicate_shape(predicate_type, statement.get("predicate") or {})
+
+
+# Where the registry reads a predicate it accepts from pipelines (lineage, gates), the JSON type
+# each field must have when present: (path, type). A list path element "*" is each item.
+_READ_FIELDS: dict[str, tuple[tuple[tuple[str, ...], type], ...]] = {
+    PREDICATE_SLSA_PROVENANCE_V1: (
+        (("buildDefinition",), dict),
+        (("buildDefinition", "resolvedDependencies"), list),
+        (("buildDefinition", "resolvedDependencies", "*"), dict),
+        (("buildDefinition", "resolvedDependencies", "*", "digest"), dict),
+        (("buildDefinition", "resolvedDependencies", "*", "annotations"), dict),
+        (("runDetails",), dict),
+        (("runDetails", "builder"), dict),
+        (("runDetails", "metadata"), dict),
+    ),
+    PREDICATE_TEST_RESULT: (
+        (("result",), str),
+        (("configuration",), list),
+        (("metrics",), dict),
+    ),
+}
+
+
+def check_predicate_shape(predicate_type: str, predicate: Mapping[str, Any]) -> None:
+    """The fields the registry reads from an accepted predicate have the JSON type their
+    specification gives (an object, a list, a string) wherever they are present; the rest of
+    the predicate is the signer's business. Raises AttestationRejected (malformed_predicate)."""
+    for path, expected in _READ_FIELDS.get(predicate_type, ()):
+        for where, value in _at(predicate, path):
+            if value is None and path[-1] != "*":
+                continue  # a field set to null reads as unset
+            if not isinstance(value, expected):
+                raise _malformed_predicate(
+                    f"field {where} must be {_JSON_TYPE_NAMES[expected]}, not {_json_type(value)}"
+                )
+    if predicate_type == PREDICATE_SLSA_PROVENANCE_V1:
+        dependencies = ("buildDefinition", "resolvedDependencies", "*", "digest")
+        for where, digest in _at(predicate, dependencies):
+            for algorithm, value in (digest or {}).items():
+                if not isinstance(value, str):
+                    raise _malformed_predicate(f"{where}.{algorithm} must be a string")
+                if algorithm in _HEX_DIGEST_ALGORITHMS and not _LOWER_HEX.fullmatch(value):
+                    raise _malformed_predicate(f"{where}.{algorithm} must be lowercase hex")
+            sha256 = (digest or {}).get("sha256")
+            if sha256 is not None and not _SHA256_HEX.fullmatch(sha256):
+                raise _malformed_predicate(f"{where}.sha256 must be 64 lowercase hex digits")
+
+
+def _malformed_predicate(detail: str) -> AttestationRejected:
+    return AttestationRejected(RejectionCode.MALFORMED_PREDICATE, f"malformed predicate: {detail}")
+
+
+_JSON_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string"}
+
+
+def _at(value: Any, path: tuple[str, ...], where: str = "") -> Iterator[tuple[str, Any]]:
+    """(location, value) of each value found at ``path`` ("*": every item of a list); paths
+    through something of the wrong type find nothing (its own check reports it)."""
+    if not path:
+        yield where, value
+        return
+    head, rest = path[0], path[1:]
+    if head == "*":
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                yield from _at(item, rest, f"{where}[{index}]")
+    elif isinstance(value, Mapping) and head in value:
+        yield from _at(value[head], rest, f"{where}.{head}" if where else head)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return {dict: "an object", list: "a list", str: "a string"}.get(type(value), "null")
 
 
 def _check_subject(subject: Any, index: int) -> None:

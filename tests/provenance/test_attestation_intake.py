@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rfc8785
 from django.test import Client
 from django.utils import timezone
+from securesystemslib.dsse import Envelope
 
 from provenance.attestation_verify import (
+    PAYLOAD_TYPE_IN_TOTO,
     PREDICATE_SLSA_PROVENANCE_V1,
     PREDICATE_TEST_RESULT,
     generate_signing_key,
@@ -203,6 +206,30 @@ def test_malformed_uploads_are_refused(
     member: Client, pipeline_key: Any, body: bytes, code: str
 ) -> None:
     rejected(post(member, body), 400, code)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        ["not", "an", "object"],
+        {"buildType": "x", "resolvedDependencies": [{"digest": "abc"}]},
+        {"buildType": "x", "resolvedDependencies": [{"digest": {"sha256": "not hex"}}]},
+    ],
+    ids=["build-definition-a-list", "digest-a-string", "sha256-not-hex"],
+)
+def test_a_malformed_provenance_is_refused_not_a_server_error(
+    member: Client, pipeline_key: Any, hashed_version: ModelVersion, build: Any
+) -> None:
+    body = statement()
+    body["predicate"]["buildDefinition"] = build
+    # signed as a pipeline would sign it: sign_statement itself refuses to sign this
+    envelope = Envelope(rfc8785.dumps(body), PAYLOAD_TYPE_IN_TOTO, {})
+    envelope.sign(pipeline_key)
+
+    response = post(member, rfc8785.dumps(envelope.to_dict()))
+
+    rejected(response, 400, "malformed_predicate")
+    assert "buildDefinition" in response.json()["detail"]
 
 
 def test_an_unknown_predicate_type_is_refused(member: Client, pipeline_key: Any) -> None:

@@ -28,6 +28,7 @@ from provenance.attestation_verify import (
     MAX_SIGNATURES,
     PAYLOAD_TYPE_IN_TOTO,
     PREDICATE_SLSA_PROVENANCE_V1,
+    PREDICATE_TEST_RESULT,
     STATEMENT_TYPE_V1,
     AttestationRejected,
     check_predicate_type,
@@ -558,6 +559,76 @@ NOT_STATEMENTS = {
 @pytest.mark.parametrize("statement", NOT_STATEMENTS.values(), ids=NOT_STATEMENTS.keys())
 def test_not_a_statement(statement):
     assert rejected(statement_envelope(statement)).code == "not_a_statement"
+
+
+def _provenance(build: Any = None, run: Any = None) -> dict[str, Any]:
+    predicate: dict[str, Any] = {"buildDefinition": build}
+    if run is not None:
+        predicate["runDetails"] = run
+    return make_statement(predicate=predicate)
+
+
+def _dependency(**fields: Any) -> dict[str, Any]:
+    return {"buildType": "https://example.org/train/v1", "resolvedDependencies": [fields]}
+
+
+MALFORMED_PREDICATES = {
+    "build-definition-a-list": _provenance(["not", "an", "object"]),
+    "dependencies-a-string": _provenance({"resolvedDependencies": "data.csv"}),
+    "dependency-a-string": _provenance({"resolvedDependencies": ["data.csv"]}),
+    "dependency-null": _provenance({"resolvedDependencies": [None]}),
+    "dependency-digest-a-string": _provenance(_dependency(digest="abc")),
+    "dependency-digest-value-a-number": _provenance(_dependency(digest={"sha256": 5})),
+    "dependency-sha256-short": _provenance(_dependency(digest={"sha256": "ab" * 8})),
+    "dependency-sha256-upper": _provenance(_dependency(digest={"sha256": "AB" * 32})),
+    "dependency-annotations-a-list": _provenance(_dependency(annotations=["dataset"])),
+    "run-details-a-string": _provenance({}, run="github"),
+    "builder-a-list": _provenance({}, run={"builder": ["x"]}),
+    "metadata-a-number": _provenance({}, run={"metadata": 7}),
+    "test-result-metrics-a-list": make_statement(
+        predicateType=PREDICATE_TEST_RESULT, predicate={"result": "PASSED", "metrics": [0.9]}
+    ),
+    "test-result-result-a-bool": make_statement(
+        predicateType=PREDICATE_TEST_RESULT, predicate={"result": True}
+    ),
+    "test-result-configuration-an-object": make_statement(
+        predicateType=PREDICATE_TEST_RESULT,
+        predicate={"result": "PASSED", "configuration": {"name": "holdout"}},
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "statement", MALFORMED_PREDICATES.values(), ids=MALFORMED_PREDICATES.keys()
+)
+def test_a_predicate_the_registry_reads_must_have_the_specified_shape(statement):
+    refusal = rejected(statement_envelope(statement))
+    assert refusal.code == "malformed_predicate"
+    assert refusal.detail.startswith("malformed predicate: ")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        _provenance(None, run=None),
+        _provenance({"resolvedDependencies": None}, run={"builder": None, "metadata": None}),
+        _provenance(
+            _dependency(
+                uri="git+https://example.org/repo",
+                digest={"gitCommit": "ab" * 20, "vendorHash": "Zm9v+/="},
+                annotations={"kind": "code", "anything": [1, 2]},
+            ),
+            run={"builder": {"id": "https://example.org/ci"}, "extension": [1]},
+        ),
+        make_statement(
+            predicateType=PREDICATE_TEST_RESULT,
+            predicate={"result": "FAILED", "metrics": {"auc": 0.7}, "configuration": []},
+        ),
+    ],
+    ids=["nulls", "nulls-deeper", "extra-fields-and-algorithms", "test-result"],
+)
+def test_well_formed_predicates_pass_the_shape_check(statement):
+    parse_envelope(statement_envelope(statement))
 
 
 @pytest.mark.parametrize(
