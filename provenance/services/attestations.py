@@ -10,15 +10,16 @@ rejections are governance-log events; a rejection stores nothing else.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
@@ -52,7 +53,11 @@ from provenance.models import (
 )
 from provenance.predicates import REGISTRY_PREDICATE_TYPES
 from provenance.services.keys import signing_key_ensure
-from provenance.services.lineage import dataset_artifacts_ensure, lineage_derive_many
+from provenance.services.lineage import (
+    dataset_artifacts_ensure,
+    lineage_derive_many,
+    lineage_digests,
+)
 from provenance.services.log import log_append, log_append_many
 
 logger = logging.getLogger(__name__)
@@ -181,7 +186,7 @@ def _ingest(
     on_accepted: OnAccepted | None,
 ) -> Intake:
     _check_size(raw)
-    checked = _checked(raw, media_type, _Signers(), _Reads(measured_digest))
+    checked = _checked(raw, media_type, _Signers(), _Reads(measured_digest, held_last=True))
     if isinstance(checked, Intake):
         return checked
     try:
@@ -214,6 +219,8 @@ class _Admitted:
     statement: dict[str, Any]
     signer: TrustedSigner | None  # None: the registry's own, signed with its key
     subjects: list[tuple[str, Artifact | None, str]]
+    # The artifacts lineage will want (dependencies), as read while checking; None: unknown
+    lineage_artifacts: Mapping[str, Artifact | None] = field(default_factory=dict)
 
 
 def _checked(raw: bytes, media_type: str, signers: _Signers, reads: _Reads) -> Intake | _Admitted:
@@ -241,19 +248,33 @@ def _checked(raw: bytes, media_type: str, signers: _Signers, reads: _Reads) -> I
 def _checked_envelope(
     parsed: ParsedEnvelope, signers: _Signers, reads: _Reads, *, model_sig: bool = False
 ) -> Intake | _Admitted:
-    existing = reads.existing(parsed.envelope_digest)
-    if existing is not None:
-        return existing
-    signer = signers.verified(parsed)
-    fmt = AttestationFormat.MODEL_SIG if model_sig else AttestationFormat.DSSE
-    return _admitted(
-        envelope=parsed.raw,
-        digest=parsed.envelope_digest,
-        fmt=fmt,
-        statement=parsed.statement,
-        signer=signer,
-        reads=reads,
-    )
+    """The record of an envelope already held, or the envelope admitted.
+
+    A bundle looks its envelopes up first (one query for all of them). A single upload is
+    looked up only if a check refuses it: the envelope held is then answered as before, and a
+    new one — the common case — costs no lookup; one that passes every check while held is
+    found when storing it hits the unique digest (``_ingest``). Either way the outcome is the
+    one a lookup first would give.
+    """
+    if not reads.held_last:
+        existing = reads.existing(parsed.envelope_digest)
+        if existing is not None:
+            return existing
+    try:
+        signer = signers.verified(parsed)
+        return _admitted(
+            envelope=parsed.raw,
+            digest=parsed.envelope_digest,
+            fmt=AttestationFormat.MODEL_SIG if model_sig else AttestationFormat.DSSE,
+            statement=parsed.statement,
+            signer=signer,
+            reads=reads,
+        )
+    except AttestationRejected:
+        existing = reads.existing(parsed.envelope_digest) if reads.held_last else None
+        if existing is not None:
+            return existing
+        raise
 
 
 def _admitted(
@@ -281,7 +302,8 @@ def _admitted(
     subjects = _subject_artifacts(statement, signer, reads)
     if predicate_type == PREDICATE_MODEL_SIGNING:
         _check_model_signing_resources(statement, subjects)
-    return _Admitted(envelope, digest, fmt, statement, signer, subjects)
+    lineage_artifacts = reads.read(lineage_digests(statement))
+    return _Admitted(envelope, digest, fmt, statement, signer, subjects, lineage_artifacts)
 
 
 class _Signers:
@@ -311,8 +333,11 @@ class _Reads:
         self,
         measured_digest: MeasuredDigest | None,
         measured_digests: MeasuredDigests | None = None,
+        *,
+        held_last: bool = False,
     ) -> None:
         self.measured_digest = measured_digest
+        self.held_last = held_last  # see _checked_envelope
         self._measured_digests = measured_digests
         self._existing: dict[str, Intake] | None = None
         self._artifacts: dict[str, Artifact | None] = {}
@@ -320,7 +345,10 @@ class _Reads:
     def prefetch(self, parsed: Sequence[ParsedEnvelope]) -> None:
         self._existing = _held_records({p.envelope_digest for p in parsed})
         subjects = [subject for p in parsed for subject in p.statement["subject"]]
-        self.artifacts([_sha256(subject) for subject in subjects])
+        self.artifacts(
+            [_sha256(subject) for subject in subjects]
+            + [digest for p in parsed for digest in lineage_digests(p.statement)]
+        )
         if self._measured_digests is not None:
             measured = self._measured_digests({str(s.get("name", "")) for s in subjects})
             self.measured_digest = measured.get
@@ -330,12 +358,20 @@ class _Reads:
             return _existing(digest)
         return self._existing.get(digest)
 
-    def artifacts(self, digests: Sequence[str]) -> dict[str, Artifact | None]:
-        unread = sorted(set(digests) - self._artifacts.keys())
+    def artifacts(
+        self, digests: Sequence[str], *, also: Sequence[str] = ()
+    ) -> dict[str, Artifact | None]:
+        """The artifacts of ``digests`` (None: unknown), read with those of ``also`` (what
+        deriving lineage will want) in the same query."""
+        unread = sorted({*digests, *also} - self._artifacts.keys())
         if unread:
             found = Artifact.objects.in_bulk(unread, field_name="digest")
             self._artifacts |= {digest: found.get(digest) for digest in unread}
         return {digest: self._artifacts[digest] for digest in digests}
+
+    def read(self, digests: Collection[str]) -> dict[str, Artifact | None]:
+        """What was read of ``digests`` (artifact or None), leaving out those never read."""
+        return {digest: self._artifacts[digest] for digest in digests if digest in self._artifacts}
 
 
 def _sha256(subject: dict[str, Any]) -> str:
@@ -405,7 +441,9 @@ def _subject_artifacts(
     statement: dict[str, Any], signer: TrustedSigner, reads: _Reads
 ) -> list[tuple[str, Artifact | None, str]]:
     """(digest, known artifact or None, name) for every subject; None = a new dataset."""
-    known = reads.artifacts([_sha256(subject) for subject in statement["subject"]])
+    known = reads.artifacts(
+        [_sha256(subject) for subject in statement["subject"]], also=lineage_digests(statement)
+    )
     subjects = []
     for subject in statement["subject"]:
         digest = _sha256(subject)
@@ -486,9 +524,10 @@ def _store_many(
     on_accepted: OnAccepted | None = None,
     signing_key: SigningKey | None = None,
 ) -> list[tuple[Intake, list[Event]]]:
-    """``_store`` for many distinct attestations at once: each table written in one INSERT."""
+    """``_store`` for many distinct attestations at once: each table written in one INSERT
+    (one attestation on PostgreSQL: it and its subjects in one statement)."""
     now = timezone.now()
-    attestations = Attestation.objects.bulk_create(
+    attestations = [
         Attestation(
             envelope=one.envelope,
             envelope_digest=one.digest,
@@ -501,17 +540,27 @@ def _store_many(
             verified_at=now,
         )
         for one in admitted
-    )
+    ]
     artifacts = _subject_artifacts_ensure([s for one in admitted for s in one.subjects])
     subjects = [
         [  # one row per artifact, named as its first subject names it
-            AttestationSubject(attestation=attestation, artifact=artifacts[digest], name=name)
+            AttestationSubject(artifact=artifacts[digest], name=name)
             for digest, name in {d: n for d, _, n in reversed(one.subjects)}.items()
         ]
-        for attestation, one in zip(attestations, admitted, strict=True)
+        for one in admitted
     ]
-    AttestationSubject.objects.bulk_create([row for rows in subjects for row in rows])
-    edges = lineage_derive_many(attestations, artifacts=artifacts)
+    if len(attestations) == 1 and connection.vendor == "postgresql":
+        _insert_one_postgres(attestations[0], subjects[0])
+    else:
+        Attestation.objects.bulk_create(attestations)
+        for attestation, rows in zip(attestations, subjects, strict=True):
+            for row in rows:
+                row.attestation = attestation
+        AttestationSubject.objects.bulk_create([row for rows in subjects for row in rows])
+    read: dict[str, Artifact | None] = {}
+    for one in admitted:
+        read |= one.lineage_artifacts
+    edges = lineage_derive_many(attestations, artifacts=read | artifacts)
     extra = on_accepted(attestations) if on_accepted else [[] for _ in attestations]
     return [
         (
@@ -522,6 +571,63 @@ def _store_many(
             attestations, admitted, subjects, edges, extra, strict=True
         )
     ]
+
+
+@functools.cache
+def _insert_one_sql() -> str:
+    """An attestation and its subjects in one statement: the columns are the model's."""
+    fields = _attestation_fields()
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    attestation_table = connection.ops.quote_name(Attestation._meta.db_table)
+    subject_table = connection.ops.quote_name(AttestationSubject._meta.db_table)
+    return f"""
+WITH attestation AS (
+    INSERT INTO {attestation_table} ({columns})
+    VALUES ({", ".join(["%s"] * len(fields))})
+        ON CONFLICT (envelope_digest) DO NOTHING
+ RETURNING id
+), subjects AS (
+    INSERT INTO {subject_table} (attestation_id, artifact_id, name)
+    SELECT attestation.id, s.artifact_id, s.name
+      FROM attestation, unnest(%s::bigint[], %s::varchar[]) AS s (artifact_id, name)
+ RETURNING id, artifact_id
+)
+SELECT attestation.id, subjects.id, subjects.artifact_id FROM attestation, subjects
+"""  # noqa: S608  (identifiers come from the model, values are parameters)
+
+
+def _attestation_fields() -> list[Any]:
+    return [f for f in Attestation._meta.concrete_fields if not f.primary_key]
+
+
+def _insert_one_postgres(attestation: Attestation, subjects: list[AttestationSubject]) -> None:
+    """PostgreSQL: insert ``attestation`` and its ``subjects`` (one per artifact) in one round
+    trip, the values prepared by the model's fields as ``bulk_create`` prepares them; sets
+    their primary keys. A digest already held raises IntegrityError, as ``bulk_create`` does
+    (without an error in the server's log: the INSERT does nothing and returns no row)."""
+    values = [
+        model_field.get_db_prep_save(model_field.pre_save(attestation, True), connection)
+        for model_field in _attestation_fields()
+    ]
+    params = [
+        *values,
+        [subject.artifact_id for subject in subjects],
+        [subject.name for subject in subjects],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_one_sql(), params)
+        rows = cursor.fetchall()
+    if not rows and subjects:
+        raise IntegrityError(f"the attestation sha256:{attestation.envelope_digest} is held")
+    if len(rows) != len(subjects):
+        raise RuntimeError("the attestation insert stored an unexpected number of subjects")
+    attestation.pk = rows[0][0]
+    subject_ids = {artifact_id: subject_id for _, subject_id, artifact_id in rows}
+    for instance in (attestation, *subjects):
+        instance._state.adding, instance._state.db = False, connection.alias
+    for subject in subjects:
+        subject.attestation = attestation
+        subject.pk = subject_ids[subject.artifact_id]
 
 
 def _accepted_event(

@@ -13,18 +13,21 @@ Each accepted attestation adds the edges its statement proves (docs/predicates.m
 
 Called inside the transaction that stores the attestation, so an attestation never exists
 without its edges. An ingest is on the hot path of every pipeline, so the nodes an attestation
-needs are found in one query and the missing ones created in one INSERT, whatever their number.
+needs are found and the missing ones created in one statement on PostgreSQL (elsewhere one query
+and one INSERT), whatever their number.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -101,26 +104,45 @@ def version_node_ensure(*, name: str, version: int, artifact: Artifact | None) -
 
 
 def lineage_derive(
-    attestation: Attestation, *, artifacts: Mapping[str, Artifact] | None = None
+    attestation: Attestation, *, artifacts: Mapping[str, Artifact | None] | None = None
 ) -> list[LineageEdge]:
     """Add the edges ``attestation`` proves; returns them.
 
-    ``artifacts`` are artifacts by digest the caller already holds (the subjects it stored),
+    ``artifacts`` are artifacts by digest the caller already read (the subjects it stored,
+    the ``lineage_digests`` it read with them; None for a digest it found nothing for),
     spared a lookup.
     """
     return lineage_derive_many([attestation], artifacts=artifacts)[0]
 
 
+def lineage_digests(statement: Mapping[str, Any]) -> list[str]:
+    """The digests deriving lineage from ``statement`` looks up besides its subjects' (a
+    provenance's dependencies): a caller reading artifacts anyway reads these with them and
+    passes what it found (``artifacts``)."""
+    predicate = statement.get("predicate")
+    if statement.get("predicateType") != PREDICATE_SLSA_PROVENANCE_V1 or not isinstance(
+        predicate, dict
+    ):
+        return []
+    try:
+        return [digest for digest, _, _ in _dependencies(predicate)]
+    except (AttributeError, TypeError):  # not a provenance lineage can read: it says so later
+        return []
+
+
 def lineage_derive_many(
-    attestations: Sequence[Attestation], *, artifacts: Mapping[str, Artifact] | None = None
+    attestations: Sequence[Attestation],
+    *,
+    artifacts: Mapping[str, Artifact | None] | None = None,
 ) -> list[list[LineageEdge]]:
     """Add the edges each attestation proves, as one after the other would; returns them, in
-    the same order. However many, the artifacts they name are read in one query, their nodes
-    in one, the missing nodes created in one INSERT and the edges in another."""
+    the same order. However many, the artifacts they name are read in one query (none when the
+    caller read them: ``artifacts``), their nodes found and the missing ones created in one
+    statement (PostgreSQL), and the edges inserted in another."""
     if len(attestations) > 1 and any(a.predicate_type in _IN_TURN for a in attestations):
         return [lineage_derive(attestation, artifacts=artifacts) for attestation in attestations]
-    known = dict(artifacts or {})
-    _artifacts_preload(attestations, known)
+    known = {digest: a for digest, a in (artifacts or {}).items() if a is not None}
+    _artifacts_preload(attestations, known, read=set(artifacts or {}))
     versions = _versions(known.values())
     planned = [_planned(attestation, known, versions) for attestation in attestations]
     nodes = _nodes_ensure([end for edges in planned for end in _specs(edges)])
@@ -150,9 +172,12 @@ def _planned(
     return []
 
 
-def _artifacts_preload(attestations: Sequence[Attestation], known: dict[str, Artifact]) -> None:
-    """The artifacts the attestations' subjects and dependencies name, in one query; the
-    datasets a provenance introduces registered (for signers trusted to register datasets)."""
+def _artifacts_preload(
+    attestations: Sequence[Attestation], known: dict[str, Artifact], *, read: Collection[str]
+) -> None:
+    """The artifacts the attestations' subjects and dependencies name, in one query (those not
+    ``read`` already); the datasets a provenance introduces registered (for signers trusted to
+    register datasets)."""
     digests: list[str] = []
     introduced: list[tuple[str, str, str]] = []
     for attestation in attestations:
@@ -166,7 +191,7 @@ def _artifacts_preload(attestations: Sequence[Attestation], known: dict[str, Art
             signer = attestation.signer
             if signer is None or signer.may_register_datasets:
                 introduced += dependencies
-    _artifacts_load(known, digests)
+    _artifacts_load(known, [digest for digest in digests if digest not in read])
     _datasets_register(known, introduced)
 
 
@@ -402,7 +427,8 @@ def _between(edge: _Edge, nodes: Mapping[tuple[str, str], LineageNode]) -> _Node
 
 
 def _nodes_ensure(specs: list[_Spec]) -> dict[tuple[str, str], LineageNode]:
-    """The node of each spec: found in one query, the missing ones created in one INSERT.
+    """The node of each spec: found, and the missing ones created, in one statement on
+    PostgreSQL (elsewhere in one query and one INSERT).
 
     The first spec of a node decides the values it is created with, as the first of a series
     of get_or_create calls would. A concurrent ingest may create the same node meanwhile:
@@ -413,7 +439,10 @@ def _nodes_ensure(specs: list[_Spec]) -> dict[tuple[str, str], LineageNode]:
         wanted.setdefault(spec.identity, spec)
     if not wanted:
         return {}
-    nodes = _nodes_find(wanted)
+    if connection.vendor == "postgresql":
+        nodes = _nodes_found_or_created(list(wanted.values()))
+    else:
+        nodes = _nodes_find(wanted)
     missing = [spec for identity, spec in wanted.items() if identity not in nodes]
     if missing:
         now = timezone.now()
@@ -435,6 +464,44 @@ def _nodes_ensure(specs: list[_Spec]) -> dict[tuple[str, str], LineageNode]:
     for spec in specs:
         _node_complete(nodes[spec.identity], spec)
     return nodes
+
+
+# The nodes wanted that exist, and those missing created, in one round trip: the INSERT and
+# the SELECT read the same snapshot, so a node is returned by one of them, never both. A node a
+# concurrent ingest commits meanwhile is skipped by the INSERT and unseen by the SELECT: the
+# caller finds it missing and goes the portable way for it.
+_FOUND_OR_CREATED_SQL = """
+WITH wanted (kind, key, label, artifact_id, attributes) AS (
+    SELECT * FROM unnest(%(kind)s::varchar[], %(key)s::varchar[], %(label)s::varchar[],
+                         %(artifact_id)s::bigint[], %(attributes)s::text[])
+), created AS (
+    INSERT INTO provenance_lineagenode (kind, key, label, artifact_id, attributes, created_at)
+    SELECT w.kind, w.key, w.label, w.artifact_id, w.attributes::jsonb, %(now)s FROM wanted w
+     WHERE NOT EXISTS (SELECT 1 FROM provenance_lineagenode n
+                        WHERE n.kind = w.kind AND n.key = w.key)
+        ON CONFLICT DO NOTHING
+ RETURNING id, kind, key, label, artifact_id, attributes, created_at
+)
+SELECT id, kind, key, label, artifact_id, attributes, created_at FROM created
+ UNION ALL
+SELECT n.id, n.kind, n.key, n.label, n.artifact_id, n.attributes, n.created_at
+  FROM provenance_lineagenode n JOIN wanted w ON n.kind = w.kind AND n.key = w.key
+"""
+
+
+def _nodes_found_or_created(specs: list[_Spec]) -> dict[tuple[str, str], LineageNode]:
+    """PostgreSQL: the nodes of ``specs`` (distinct), the missing ones created, in one
+    statement; a node created concurrently may be left out (see _FOUND_OR_CREATED_SQL)."""
+    params = {
+        "kind": [str(spec.kind) for spec in specs],
+        "key": [spec.key for spec in specs],
+        "label": [spec.label[:500] for spec in specs],
+        "artifact_id": [spec.artifact.pk if spec.artifact else None for spec in specs],
+        "attributes": [json.dumps(spec.attributes) for spec in specs],
+        "now": timezone.now(),
+    }
+    found = LineageNode.objects.raw(_FOUND_OR_CREATED_SQL, params)
+    return {(node.kind, node.key): node for node in found}
 
 
 def _nodes_find(wanted: Mapping[tuple[str, str], _Spec]) -> dict[tuple[str, str], LineageNode]:
