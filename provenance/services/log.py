@@ -36,8 +36,12 @@ logger = logging.getLogger(__name__)
 
 
 def _locked_state() -> LogState:
-    LogState.objects.get_or_create(pk=1)
-    return LogState.objects.select_for_update().get(pk=1)
+    """The log's state row, locked until the transaction ends (created if it is missing)."""
+    state = LogState.objects.select_for_update().filter(pk=1).first()
+    if state is None:
+        LogState.objects.get_or_create(pk=1)
+        state = LogState.objects.select_for_update().get(pk=1)
+    return state
 
 
 def log_append(event: Event) -> LogEntry:

@@ -130,6 +130,18 @@ def test_an_append_inside_a_transaction_joins_it_without_a_savepoint() -> None:
     assert list(LogEntry.objects.order_by("index").values_list("index", flat=True)) == [0, 1]
 
 
+def test_locking_the_state_row_is_one_query_once_it_exists() -> None:
+    from provenance.services.log import _locked_state
+
+    services.log_append(event(0))
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        state = _locked_state()
+
+    assert state.size == 1
+    assert len(captured.captured_queries) == 1
+
+
 def test_a_checkpoint_is_a_signed_note_that_verifies_with_the_published_key() -> None:
     for n in range(3):
         services.log_append(event(n))
