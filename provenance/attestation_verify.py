@@ -700,7 +700,7 @@ def _malformed_predicate(detail: str) -> AttestationRejected:
     return AttestationRejected(RejectionCode.MALFORMED_PREDICATE, f"malformed predicate: {detail}")
 
 
-_JSON_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string"}
+_JSON_TYPE_NAMES: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
 
 
 def _at(value: Any, path: tuple[str, ...], where: str = "") -> Iterator[tuple[str, Any]]:
@@ -723,7 +723,7 @@ def _json_type(value: Any) -> str:
         return "a boolean"
     if isinstance(value, int | float):
         return "a number"
-    return {dict: "an object", list: "a list", str: "a string"}.get(type(value), "null")
+    return _JSON_TYPE_NAMES.get(type(value), "null")
 
 
 def _check_subject(subject: Any, index: int) -> None:
