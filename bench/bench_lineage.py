@@ -40,8 +40,8 @@ ATTESTATIONS = 1_000
 SAMPLES = 200
 CONCURRENT_CLIENTS = 50
 CONCURRENT_SECONDS = 15.0
-# docs/deployment.md's recommendation: sync workers, two per core and one more.
-GUNICORN_OPTIONS = ["--workers", str(2 * (os.cpu_count() or 1) + 1), "--worker-class", "sync"]
+# docs/deployment.md's recommendation: sync workers, two per core.
+GUNICORN_OPTIONS = ["--workers", str(2 * (os.cpu_count() or 1)), "--worker-class", "sync"]
 
 
 def _node_rows() -> Iterator[tuple[str, str, str]]:

@@ -20,12 +20,13 @@ from urllib.parse import quote
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.access import visibility_for
+from config.renderers import OrjsonRenderer
 from config.schema import ErrorOutput
 from provenance import selectors as provenance_selectors
 from provenance.selectors.lineage import MAX_DEPTH, EdgeRow, GraphRows, NodeRow
@@ -127,6 +128,9 @@ class LineageApi(APIView):
     """Everything upstream and/or downstream of a node, to a depth: nodes, and edges each with
     the attestation that proves it and that attestation's verification status."""
 
+    # DRF's renderers, with its JSON written by orjson (the same bytes: config/renderers.py).
+    renderer_classes = [OrjsonRenderer, BrowsableAPIRenderer]
+
     @extend_schema_serializer(component_name="LineageQuery")
     class Input(serializers.Serializer[Any]):
         node = serializers.CharField(max_length=700, help_text=NODE_HELP)
@@ -153,6 +157,8 @@ class LineageApi(APIView):
 class LineagePathApi(APIView):
     """The edges on the paths from one node down to another (or back up): how a dataset
     reached a model version, say."""
+
+    renderer_classes = [OrjsonRenderer, BrowsableAPIRenderer]
 
     @extend_schema_serializer(component_name="LineagePathQuery")
     class Input(serializers.Serializer[Any]):
@@ -290,7 +296,7 @@ class LineageImpactApi(APIView):
     downstream, and every alias pointing at one of them now, each with the attestation that
     proves it. JSON, or CSV with ``?format=csv`` or ``Accept: text/csv``."""
 
-    renderer_classes = [JSONRenderer, ImpactCsvRenderer]
+    renderer_classes = [OrjsonRenderer, ImpactCsvRenderer]
 
     @extend_schema_serializer(component_name="LineageImpactQuery")
     class Input(serializers.Serializer[Any]):
@@ -322,6 +328,6 @@ class LineageImpactApi(APIView):
         if response.status_code >= 400 and isinstance(
             getattr(request, "accepted_renderer", None), ImpactCsvRenderer
         ):
-            request.accepted_renderer = JSONRenderer()
-            request.accepted_media_type = JSONRenderer.media_type
+            request.accepted_renderer = OrjsonRenderer()
+            request.accepted_media_type = OrjsonRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)
