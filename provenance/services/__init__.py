@@ -9,13 +9,11 @@ from provenance.services.artifacts import (
     model_digest_measure,
     model_signature_create,
 )
+from provenance.services.attestation_reads import Intake
 from provenance.services.attestations import (
     AttestationRefused,
-    Intake,
     attestation_ingest,
     attestation_refuse_oversize,
-    registry_attestation_issue,
-    trusted_signer_add,
 )
 from provenance.services.keys import signing_key_ensure, signing_key_rotate
 from provenance.services.lineage import lineage_derive, version_node_ensure
@@ -26,7 +24,9 @@ from provenance.services.log import (
     log_key_register,
     log_verify,
 )
+from provenance.services.registry_attestations import registry_attestation_issue
 from provenance.services.scans import model_scan_record
+from provenance.services.signers import trusted_signer_add
 from provenance.services.verification import ReverifyReport, attestations_reverify
 
 __all__ = [

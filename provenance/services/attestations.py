@@ -6,25 +6,24 @@ trusted root); that signer may sign its predicate type; the predicate type is kn
 subject digest is an artifact the registry hashed itself — or, for a signer allowed to, a new
 dataset. Accepted envelopes are stored verbatim, deduplicated by digest. Acceptances and
 rejections are governance-log events; a rejection stores nothing else.
+
+This module takes one upload; bundles are ``attestation_bundles``', the reads and checks an
+upload relies on ``attestation_reads``' and ``attestation_checks``'.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Prefetch
 from django.utils import timezone
 
 from config.errors import DomainError
-from provenance import signing_keys
 from provenance.attestation_verify import (
     PREDICATE_MODEL_SIGNING,
     PREDICATE_SLSA_PROVENANCE_V1,
@@ -32,12 +31,9 @@ from provenance.attestation_verify import (
     ParsedEnvelope,
     RejectionCode,
     TrustedKeys,
-    key_id,
     parse_envelope,
     parse_key_bundle,
-    sign_statement,
     verify_envelope,
-    verify_sigstore_bundle,
 )
 from provenance.log_format import Actor, Event
 from provenance.models import (
@@ -46,13 +42,25 @@ from provenance.models import (
     AttestationFormat,
     AttestationSubject,
     LineageEdge,
-    ModelManifest,
     SignerKind,
     SigningKey,
     TrustedSigner,
 )
 from provenance.predicates import REGISTRY_PREDICATE_TYPES
-from provenance.services.keys import signing_key_ensure
+from provenance.services.attestation_checks import (
+    _check_claims,
+    _check_model_signing_resources,
+    _reject,
+    _verified_sigstore,
+)
+from provenance.services.attestation_insert import _insert_one_postgres
+from provenance.services.attestation_reads import (
+    Intake,
+    MeasuredDigest,
+    _existing,
+    _Reads,
+    _sha256,
+)
 from provenance.services.lineage import (
     dataset_artifacts_ensure,
     lineage_derive_many,
@@ -61,10 +69,6 @@ from provenance.services.lineage import (
 from provenance.services.log import log_append, log_append_many
 
 logger = logging.getLogger(__name__)
-# Given a subject's name, the digest the registry measured for what it names (None: not ours).
-MeasuredDigest = Callable[[str], str | None]
-# The same for many names at once (a bundle's): those it measured something for.
-MeasuredDigests = Callable[[Collection[str]], Mapping[str, str]]
 # Run in the transaction storing accepted attestations: for each, the events of what else it
 # changed (the registry links MLflow datasets), logged with its acceptance.
 OnAccepted = Callable[[Sequence[Attestation]], list[list[Event]]]
@@ -79,62 +83,6 @@ class AttestationRefused(DomainError):
             self.status = 403  # type: ignore[misc]  # per-instance, like WebhookRefused
         elif rejected.code == RejectionCode.PAYLOAD_TOO_LARGE:
             self.status = 413  # type: ignore[misc]
-
-
-@dataclass(frozen=True)
-class Intake:
-    """An accepted upload's record; ``created`` is False when the registry already held it."""
-
-    attestation: Attestation
-    created: bool
-    subjects: tuple[AttestationSubject, ...]  # with their artifacts
-
-
-def _reject(code: RejectionCode, detail: str) -> AttestationRejected:
-    return AttestationRejected(code, detail)
-
-
-@transaction.atomic
-def trusted_signer_add(
-    *,
-    name: str,
-    predicate_types: Sequence[str],
-    actor: Actor,
-    public_key: dict[str, Any] | None = None,
-    identity: str = "",
-    issuer: str = "",
-    may_register_datasets: bool = False,
-) -> TrustedSigner:
-    """Trust a public key or a Sigstore identity for some predicate types (a logged event)."""
-    kind = SignerKind.KEY if public_key is not None else SignerKind.SIGSTORE
-    signer = TrustedSigner.objects.create(
-        name=name,
-        kind=kind,
-        key_id=key_id(public_key) if public_key is not None else "",
-        public_key=public_key,
-        identity=identity,
-        issuer=issuer,
-        predicate_types=list(predicate_types),
-        may_register_datasets=may_register_datasets,
-        created_at=timezone.now(),
-    )
-    log_append(
-        Event(
-            event_type="trusted_signer.added",
-            actor=actor,
-            object_type="trusted_signer",
-            object_id=name,
-            after={
-                "kind": kind,
-                "key_id": signer.key_id,
-                "identity": identity,
-                "issuer": issuer,
-                "predicate_types": list(predicate_types),
-                "may_register_datasets": may_register_datasets,
-            },
-        )
-    )
-    return signer
 
 
 def attestation_ingest(
@@ -324,119 +272,6 @@ class _Signers:
         return self._by_key_id[verify_envelope(parsed, self._keys)[0]]
 
 
-class _Reads:
-    """What checking uploads reads besides signers: the records of envelopes already held, the
-    artifacts subjects name, the digests the registry measured. A bundle reads each for all
-    its envelopes at once, against the registry as it stood when the bundle arrived."""
-
-    def __init__(
-        self,
-        measured_digest: MeasuredDigest | None,
-        measured_digests: MeasuredDigests | None = None,
-        *,
-        held_last: bool = False,
-    ) -> None:
-        self.measured_digest = measured_digest
-        self.held_last = held_last  # see _checked_envelope
-        self._measured_digests = measured_digests
-        self._existing: dict[str, Intake] | None = None
-        self._artifacts: dict[str, Artifact | None] = {}
-
-    def prefetch(self, parsed: Sequence[ParsedEnvelope]) -> None:
-        self._existing = _held_records({p.envelope_digest for p in parsed})
-        subjects = [subject for p in parsed for subject in p.statement["subject"]]
-        self.artifacts(
-            [_sha256(subject) for subject in subjects]
-            + [digest for p in parsed for digest in lineage_digests(p.statement)]
-        )
-        if self._measured_digests is not None:
-            measured = self._measured_digests({str(s.get("name", "")) for s in subjects})
-            self.measured_digest = measured.get
-
-    def existing(self, digest: str) -> Intake | None:
-        if self._existing is None:
-            return _existing(digest)
-        return self._existing.get(digest)
-
-    def artifacts(
-        self, digests: Sequence[str], *, also: Sequence[str] = ()
-    ) -> dict[str, Artifact | None]:
-        """The artifacts of ``digests`` (None: unknown), read with those of ``also`` (what
-        deriving lineage will want) in the same query."""
-        unread = sorted({*digests, *also} - self._artifacts.keys())
-        if unread:
-            found = Artifact.objects.in_bulk(unread, field_name="digest")
-            self._artifacts |= {digest: found.get(digest) for digest in unread}
-        return {digest: self._artifacts[digest] for digest in digests}
-
-    def read(self, digests: Collection[str]) -> dict[str, Artifact | None]:
-        """What was read of ``digests`` (artifact or None), leaving out those never read."""
-        return {digest: self._artifacts[digest] for digest in digests if digest in self._artifacts}
-
-
-def _sha256(subject: dict[str, Any]) -> str:
-    return str(subject["digest"]["sha256"])
-
-
-def _existing(digest: str) -> Intake | None:
-    """The record of an envelope already held, with its signer and subjects."""
-    return _held_records({digest}).get(digest)
-
-
-def _held_records(digests: set[str]) -> dict[str, Intake]:
-    held = (
-        Attestation.objects.filter(envelope_digest__in=digests)
-        .select_related("signer")
-        .prefetch_related(
-            Prefetch("subjects", queryset=AttestationSubject.objects.select_related("artifact"))
-        )
-    )
-    return {
-        attestation.envelope_digest: Intake(
-            attestation=attestation, created=False, subjects=tuple(attestation.subjects.all())
-        )
-        for attestation in held
-    }
-
-
-def _verified_sigstore(raw: bytes) -> tuple[dict[str, Any], str, TrustedSigner]:
-    root = settings.SIGSTORE_TRUSTED_ROOT
-    if not root:
-        raise _reject(
-            RejectionCode.SIGSTORE_NOT_CONFIGURED,
-            "SIGSTORE_TRUSTED_ROOT is not set: this registry does not accept Sigstore bundles",
-        )
-    signers = list(TrustedSigner.objects.filter(kind=SignerKind.SIGSTORE, active=True))
-    if not signers:
-        raise _reject(RejectionCode.UNTRUSTED_SIGNER, "no Sigstore identity is trusted")
-    last: AttestationRejected | None = None
-    for signer in signers:
-        try:
-            result = verify_sigstore_bundle(
-                raw,
-                artifact=None,
-                trusted_root_path=Path(root),
-                identity=signer.identity,
-                issuer=signer.issuer,
-                max_bytes=settings.ATTESTATION_MAX_BYTES,
-            )
-        except AttestationRejected as rejected:
-            if rejected.code != RejectionCode.IDENTITY_MISMATCH:
-                raise
-            last = rejected
-            continue
-        if result.statement is None:
-            raise _reject(
-                RejectionCode.NOT_A_STATEMENT,
-                "the bundle signs a message, not an in-toto statement",
-            )
-        return result.statement, result.bundle_digest, signer
-    raise _reject(
-        RejectionCode.IDENTITY_MISMATCH,
-        f"signed by no trusted Sigstore identity ({last.detail if last else ''})",
-    )
-
-
 def _subject_artifacts(
     statement: dict[str, Any], signer: TrustedSigner, reads: _Reads
 ) -> list[tuple[str, Artifact | None, str]]:
@@ -462,47 +297,6 @@ def _subject_artifacts(
         subjects.append((digest, artifact, name))
     _check_claims(subjects, reads.measured_digest)
     return subjects
-
-
-def _check_claims(
-    subjects: list[tuple[str, Artifact | None, str]], measured_digest: MeasuredDigest | None
-) -> None:
-    """A subject naming something the registry measured must carry the measured digest."""
-    if measured_digest is None:
-        return
-    for digest, _artifact, name in subjects:
-        measured = measured_digest(name)
-        if measured is not None and measured != digest:
-            raise _reject(
-                RejectionCode.SUBJECT_MISMATCH,
-                f"subject {name!r} claims sha256:{digest} but the registry measured "
-                f"sha256:{measured}",
-            )
-
-
-def _check_model_signing_resources(
-    statement: dict[str, Any], subjects: list[tuple[str, Artifact | None, str]]
-) -> None:
-    """A model_signing statement lists every file: it must be the files the registry measured.
-
-    The root digest covers the file digests but not their names, so names are compared too.
-    """
-    claimed = sorted(
-        (str(r.get("name", "")), str(r.get("digest", "")))
-        for r in (statement.get("predicate") or {}).get("resources") or []
-        if isinstance(r, dict)
-    )
-    for digest, artifact, name in subjects:
-        manifest = ModelManifest.objects.filter(artifact=artifact).first()
-        if manifest is None:
-            continue
-        measured = sorted((str(f["path"]), str(f["sha256"])) for f in manifest.files)
-        if claimed != measured:
-            raise _reject(
-                RejectionCode.SUBJECT_MISMATCH,
-                f"model.sig for {name!r} (sha256:{digest}) lists files that differ from the "
-                "files the registry measured",
-            )
 
 
 def _store(
@@ -573,63 +367,6 @@ def _store_many(
     ]
 
 
-@functools.cache
-def _insert_one_sql() -> str:
-    """An attestation and its subjects in one statement: the columns are the model's."""
-    fields = _attestation_fields()
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    attestation_table = connection.ops.quote_name(Attestation._meta.db_table)
-    subject_table = connection.ops.quote_name(AttestationSubject._meta.db_table)
-    return f"""
-WITH attestation AS (
-    INSERT INTO {attestation_table} ({columns})
-    VALUES ({", ".join(["%s"] * len(fields))})
-        ON CONFLICT (envelope_digest) DO NOTHING
- RETURNING id
-), subjects AS (
-    INSERT INTO {subject_table} (attestation_id, artifact_id, name)
-    SELECT attestation.id, s.artifact_id, s.name
-      FROM attestation, unnest(%s::bigint[], %s::varchar[]) AS s (artifact_id, name)
- RETURNING id, artifact_id
-)
-SELECT attestation.id, subjects.id, subjects.artifact_id FROM attestation, subjects
-"""  # noqa: S608  (identifiers come from the model, values are parameters)
-
-
-def _attestation_fields() -> list[Any]:
-    return [f for f in Attestation._meta.concrete_fields if not f.primary_key]
-
-
-def _insert_one_postgres(attestation: Attestation, subjects: list[AttestationSubject]) -> None:
-    """PostgreSQL: insert ``attestation`` and its ``subjects`` (one per artifact) in one round
-    trip, the values prepared by the model's fields as ``bulk_create`` prepares them; sets
-    their primary keys. A digest already held raises IntegrityError, as ``bulk_create`` does
-    (without an error in the server's log: the INSERT does nothing and returns no row)."""
-    values = [
-        model_field.get_db_prep_save(model_field.pre_save(attestation, True), connection)
-        for model_field in _attestation_fields()
-    ]
-    params = [
-        *values,
-        [subject.artifact_id for subject in subjects],
-        [subject.name for subject in subjects],
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_one_sql(), params)
-        rows = cursor.fetchall()
-    if not rows and subjects:
-        raise IntegrityError(f"the attestation sha256:{attestation.envelope_digest} is held")
-    if len(rows) != len(subjects):
-        raise RuntimeError("the attestation insert stored an unexpected number of subjects")
-    attestation.pk = rows[0][0]
-    subject_ids = {artifact_id: subject_id for _, subject_id, artifact_id in rows}
-    for instance in (attestation, *subjects):
-        instance._state.adding, instance._state.db = False, connection.alias
-    for subject in subjects:
-        subject.attestation = attestation
-        subject.pk = subject_ids[subject.artifact_id]
-
-
 def _accepted_event(
     attestation: Attestation, admitted: _Admitted, edges: list[LineageEdge], actor: Actor
 ) -> Event:
@@ -659,189 +396,6 @@ def _subject_artifacts_ensure(
     known = {digest: artifact for digest, artifact, _ in subjects if artifact is not None}
     new = {digest: name for digest, artifact, name in reversed(subjects) if artifact is None}
     return known | dataset_artifacts_ensure(new)
-
-
-def registry_attestation_issue(*, statement: dict[str, Any], actor: Actor) -> Attestation:
-    """Sign ``statement`` with the registry's active key and store it like any attestation.
-
-    Every subject must be an artifact the registry holds. Equal statements give equal bytes
-    (canonical JSON, deterministic ECDSA is not assumed: the digest dedups only exact repeats).
-    """
-    key = signing_key_ensure()
-    envelope = sign_statement(statement, signing_keys.load_signer(key.key_id))
-    subjects: list[tuple[str, Artifact | None, str]] = [
-        (_sha256(subject), Artifact.objects.get(digest=_sha256(subject)), str(subject["name"]))
-        for subject in statement["subject"]
-    ]
-    admitted = _Admitted(
-        envelope=envelope,
-        digest=hashlib.sha256(envelope).hexdigest(),
-        fmt=AttestationFormat.DSSE,
-        statement=statement,
-        signer=None,
-        subjects=subjects,
-    )
-    with transaction.atomic():
-        intake, events = _store(admitted, actor=actor, signing_key=key)
-        log_append_many(events)
-    return intake.attestation
-
-
-# --------------------------------------------------------------------------
-# Bundles: many envelopes in one upload (in-toto's JSON Lines bundle)
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BundleLine:
-    """One envelope of a bundle, by its 1-based line number in the upload: its record (stored
-    now, or already held) or why it was refused."""
-
-    line: int
-    outcome: Intake | AttestationRefused
-
-
-def attestation_bundle_ingest(
-    *,
-    raw: bytes,
-    actor: Actor,
-    measured_digests: MeasuredDigests | None = None,
-    on_accepted: OnAccepted | None = None,
-) -> list[BundleLine]:
-    """Verify and store each DSSE envelope of an in-toto bundle (one per line, JSON Lines).
-
-    Each line is judged on its own, against the registry as it stood when the bundle arrived
-    (so no line's outcome depends on another's, nor on their order) and with the single-upload
-    rules: a refused line stores nothing but its ``attestation.rejected`` event, an envelope
-    already held gives its record. Accepted lines are stored one savepoint each, and the whole
-    bundle commits at once: every line of the answer is durable, or (on a server error) none.
-    Raises AttestationRefused, storing nothing but the event, for a bundle over
-    ATTESTATION_MAX_BYTES or ATTESTATION_BUNDLE_MAX_LINES, or holding no envelope.
-    """
-    try:
-        lines = _bundle_lines(raw)
-    except AttestationRejected as rejected:
-        _log_rejection(raw, rejected, actor)
-        raise AttestationRefused(rejected) from None
-    signers, reads = _Signers(), _Reads(None, measured_digests)
-    checked = _bundle_checked(lines, signers, reads)
-    with transaction.atomic():
-        results, events = _bundle_store(lines, checked, actor, on_accepted)
-        log_append_many(events)
-    for result in results:
-        if isinstance(result.outcome, AttestationRefused):
-            logger.warning(
-                "attestation refused: %s (%s)", result.outcome.code, result.outcome.detail
-            )
-    return results
-
-
-def _bundle_lines(raw: bytes) -> list[tuple[int, bytes]]:
-    """(line number, envelope bytes) of each non-blank line; a CRLF ending is not part of it."""
-    _check_size(raw)
-    lines = [
-        (number, line.removesuffix(b"\r"))
-        for number, line in enumerate(raw.split(b"\n"), start=1)
-        if line.strip()
-    ]
-    if len(lines) > settings.ATTESTATION_BUNDLE_MAX_LINES:
-        raise _reject(
-            RejectionCode.PAYLOAD_TOO_LARGE,
-            f"the bundle holds {len(lines)} envelopes; the limit is "
-            f"{settings.ATTESTATION_BUNDLE_MAX_LINES}",
-        )
-    if not lines:
-        raise _reject(RejectionCode.MALFORMED_ENVELOPE, "the bundle holds no envelope")
-    return lines
-
-
-def _bundle_checked(
-    lines: list[tuple[int, bytes]], signers: _Signers, reads: _Reads
-) -> list[Intake | _Admitted | AttestationRejected]:
-    """Every line checked, before anything is written: parsed, then read in bulk, then
-    verified one by one."""
-    parsed = [_line_parsed(envelope) for _number, envelope in lines]
-    reads.prefetch([envelope for envelope in parsed if isinstance(envelope, ParsedEnvelope)])
-    return [_line_checked(envelope, signers, reads) for envelope in parsed]
-
-
-def _line_parsed(envelope: bytes) -> ParsedEnvelope | AttestationRejected:
-    try:
-        return parse_envelope(envelope, max_bytes=settings.ATTESTATION_MAX_BYTES)
-    except AttestationRejected as rejected:
-        return rejected
-
-
-def _line_checked(
-    parsed: ParsedEnvelope | AttestationRejected, signers: _Signers, reads: _Reads
-) -> Intake | _Admitted | AttestationRejected:
-    if isinstance(parsed, AttestationRejected):
-        return parsed
-    try:
-        return _checked_envelope(parsed, signers, reads)
-    except AttestationRejected as rejected:
-        return rejected
-
-
-def _bundle_store(
-    lines: list[tuple[int, bytes]],
-    checked: list[Intake | _Admitted | AttestationRejected],
-    actor: Actor,
-    on_accepted: OnAccepted | None,
-) -> tuple[list[BundleLine], list[Event]]:
-    """Store the admitted lines; each line's outcome, and the events to log in line order."""
-    admitted: dict[str, _Admitted] = {}
-    for outcome in checked:
-        if isinstance(outcome, _Admitted):
-            admitted.setdefault(outcome.digest, outcome)  # the same envelope twice: once
-    written = _bundle_write(list(admitted.values()), actor, on_accepted)
-    results: list[BundleLine] = []
-    events: list[Event] = []
-    for (number, envelope), outcome in zip(lines, checked, strict=True):
-        if isinstance(outcome, AttestationRejected):
-            events.append(_rejection_event(envelope, outcome, actor))
-            results.append(BundleLine(number, AttestationRefused(outcome)))
-        elif isinstance(outcome, Intake):
-            results.append(BundleLine(number, outcome))
-        elif outcome is admitted[outcome.digest]:
-            intake, line_events = written[outcome.digest]
-            events += line_events
-            results.append(BundleLine(number, intake))
-        else:
-            results.append(BundleLine(number, _held(written[outcome.digest][0])))
-    return results, events
-
-
-def _bundle_write(
-    admitted: list[_Admitted], actor: Actor, on_accepted: OnAccepted | None
-) -> dict[str, tuple[Intake, list[Event]]]:
-    """All admitted lines written together; should a concurrent upload have stored one of them
-    meanwhile, the lot is undone and written one line at a time."""
-    if not admitted:
-        return {}
-    try:
-        with transaction.atomic():  # a savepoint to fall back from
-            written = _store_many(admitted, actor=actor, on_accepted=on_accepted)
-    except IntegrityError:
-        written = [_line_store(one, actor, on_accepted) for one in admitted]
-    return {one.digest: outcome for one, outcome in zip(admitted, written, strict=True)}
-
-
-def _line_store(
-    admitted: _Admitted, actor: Actor, on_accepted: OnAccepted | None
-) -> tuple[Intake, list[Event]]:
-    try:
-        with transaction.atomic():  # a savepoint: a line that fails takes nothing with it
-            return _store(admitted, actor=actor, on_accepted=on_accepted)
-    except IntegrityError:  # the same bytes arrived concurrently and won the race
-        existing = _existing(admitted.digest)
-        if existing is None:
-            raise
-        return existing, []
-
-
-def _held(intake: Intake) -> Intake:
-    return Intake(attestation=intake.attestation, created=False, subjects=intake.subjects)
 
 
 def _rejection_event(raw: bytes, rejected: AttestationRejected, actor: Actor) -> Event:

@@ -9,8 +9,8 @@ from provenance import model_scan, predicates
 from provenance.attestation_verify import PREDICATE_TEST_RESULT
 from provenance.log_format import Actor, Event
 from provenance.models import Artifact, ModelScan
-from provenance.services.attestations import registry_attestation_issue
 from provenance.services.log import log_append
+from provenance.services.registry_attestations import registry_attestation_issue
 
 
 @transaction.atomic

@@ -24,7 +24,7 @@ from config.errors import NotFound, error_body
 from config.pagination import cursor_ordered_by
 from provenance.models import Attestation, AttestationFormat
 from provenance.services import Intake
-from provenance.services.attestations import BundleLine
+from provenance.services.attestation_bundles import BundleLine
 from registry import visible_selectors as selectors
 from registry.api.filters import AttestationFilter, sha256_hex
 from registry.api.serializers import ArtifactOutput, AttestationDetailOutput, AttestationOutput

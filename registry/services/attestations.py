@@ -27,7 +27,8 @@ from provenance.services import (
     attestation_refuse_oversize,
     log_append_many,
 )
-from provenance.services.attestations import BundleLine, OnAccepted, attestation_bundle_ingest
+from provenance.services.attestation_bundles import BundleLine, attestation_bundle_ingest
+from provenance.services.attestations import OnAccepted
 from registry import selectors
 from registry.models import Dataset, ModelVersion, RunInput
 

@@ -18,8 +18,9 @@ from provenance.attestation_verify import (
 from provenance.log_format import Actor
 from provenance.models import Artifact, ArtifactKind, Attestation, LineageEdge, LogEntry
 from provenance.services import Intake, attestation_ingest, trusted_signer_add
-from provenance.services import attestations as intake_service
-from provenance.services.attestations import AttestationRefused, attestation_bundle_ingest
+from provenance.services import attestation_reads as intake_service
+from provenance.services.attestation_bundles import attestation_bundle_ingest
+from provenance.services.attestations import AttestationRefused
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("test")

@@ -250,7 +250,7 @@ def test_a_node_the_statement_leaves_out_is_found_the_portable_way(
 
 
 def test_a_bundle_still_looks_up_held_envelopes_first(pipeline_key: Any, hashed: Artifact) -> None:
-    from provenance.services.attestations import attestation_bundle_ingest
+    from provenance.services.attestation_bundles import attestation_bundle_ingest
 
     raw = sign_statement(evaluation(1), pipeline_key)
     attestation_ingest(raw=raw, media_type="application/json", actor=ACTOR)

@@ -1,0 +1,101 @@
+"""Checks of an uploaded attestation besides its key signature: a Sigstore bundle against the
+trusted identities, subjects against the digests the registry measured, a model_signing
+statement against the files the registry measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from provenance.attestation_verify import (
+    AttestationRejected,
+    RejectionCode,
+    verify_sigstore_bundle,
+)
+from provenance.models import Artifact, ModelManifest, SignerKind, TrustedSigner
+from provenance.services.attestation_reads import MeasuredDigest
+
+
+def _reject(code: RejectionCode, detail: str) -> AttestationRejected:
+    return AttestationRejected(code, detail)
+
+
+def _verified_sigstore(raw: bytes) -> tuple[dict[str, Any], str, TrustedSigner]:
+    root = settings.SIGSTORE_TRUSTED_ROOT
+    if not root:
+        raise _reject(
+            RejectionCode.SIGSTORE_NOT_CONFIGURED,
+            "SIGSTORE_TRUSTED_ROOT is not set: this registry does not accept Sigstore bundles",
+        )
+    signers = list(TrustedSigner.objects.filter(kind=SignerKind.SIGSTORE, active=True))
+    if not signers:
+        raise _reject(RejectionCode.UNTRUSTED_SIGNER, "no Sigstore identity is trusted")
+    last: AttestationRejected | None = None
+    for signer in signers:
+        try:
+            result = verify_sigstore_bundle(
+                raw,
+                artifact=None,
+                trusted_root_path=Path(root),
+                identity=signer.identity,
+                issuer=signer.issuer,
+                max_bytes=settings.ATTESTATION_MAX_BYTES,
+            )
+        except AttestationRejected as rejected:
+            if rejected.code != RejectionCode.IDENTITY_MISMATCH:
+                raise
+            last = rejected
+            continue
+        if result.statement is None:
+            raise _reject(
+                RejectionCode.NOT_A_STATEMENT,
+                "the bundle signs a message, not an in-toto statement",
+            )
+        return result.statement, result.bundle_digest, signer
+    raise _reject(
+        RejectionCode.IDENTITY_MISMATCH,
+        f"signed by no trusted Sigstore identity ({last.detail if last else ''})",
+    )
+
+
+def _check_claims(
+    subjects: list[tuple[str, Artifact | None, str]], measured_digest: MeasuredDigest | None
+) -> None:
+    """A subject naming something the registry measured must carry the measured digest."""
+    if measured_digest is None:
+        return
+    for digest, _artifact, name in subjects:
+        measured = measured_digest(name)
+        if measured is not None and measured != digest:
+            raise _reject(
+                RejectionCode.SUBJECT_MISMATCH,
+                f"subject {name!r} claims sha256:{digest} but the registry measured "
+                f"sha256:{measured}",
+            )
+
+
+def _check_model_signing_resources(
+    statement: dict[str, Any], subjects: list[tuple[str, Artifact | None, str]]
+) -> None:
+    """A model_signing statement lists every file: it must be the files the registry measured.
+
+    The root digest covers the file digests but not their names, so names are compared too.
+    """
+    claimed = sorted(
+        (str(r.get("name", "")), str(r.get("digest", "")))
+        for r in (statement.get("predicate") or {}).get("resources") or []
+        if isinstance(r, dict)
+    )
+    for digest, artifact, name in subjects:
+        manifest = ModelManifest.objects.filter(artifact=artifact).first()
+        if manifest is None:
+            continue
+        measured = sorted((str(f["path"]), str(f["sha256"])) for f in manifest.files)
+        if claimed != measured:
+            raise _reject(
+                RejectionCode.SUBJECT_MISMATCH,
+                f"model.sig for {name!r} (sha256:{digest}) lists files that differ from the "
+                "files the registry measured",
+            )
