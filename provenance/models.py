@@ -398,7 +398,7 @@ class ScanVerdict(models.TextChoices):
 class ModelScan(models.Model):
     """One scan of a model artifact's files for embedded code, signed by the registry.
 
-    ``report`` is the full per-file report (provenance/model_scan.py); ``scanners`` the
+    ``report`` is the full per-file report (the provenance.model_scan package); ``scanners`` the
     scanner names and versions, so a scanner upgrade can trigger a re-scan. Never updated:
     every scan is a new row, the latest is the one that counts.
     """

@@ -1,7 +1,7 @@
 """Scanning a version's files for embedded code, from the artifact store, never loading them.
 
 The files are downloaded from MLflow (the registry trusts no one's word about their contents),
-scanned by provenance/model_scan.py under the configured policy, and the signed result is
+scanned by the provenance.model_scan package under the configured policy, and the signed result is
 recorded against the model digest. A scan of files that no longer hash to the version's digest
 is not recorded: the version is being re-hashed, and will be scanned again.
 """
