@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Sequence
+from functools import cache, lru_cache
+from typing import Any, NamedTuple
+
 from django.contrib.auth.models import User
-from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db import connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Model, Q, QuerySet
 
 from compliance.models import ApiToken, RoleAssignment, SecurityRole
 from provenance.log_format import Actor
@@ -32,6 +38,10 @@ def active_assignments(
 
 def roles_held(*, user: User, registered_model: RegisteredModel | None = None) -> set[str]:
     """Keys of the roles ``user`` holds now: global ones, plus those on ``registered_model``."""
+    held = _held_with_token(user)
+    if held is not None:
+        wanted = {None, registered_model.pk if registered_model is not None else None}
+        return {grant.role for grant in held if grant.model_id in wanted}
     scope = Q(registered_model__isnull=True)
     if registered_model is not None:
         scope |= Q(registered_model=registered_model)
@@ -63,8 +73,97 @@ def api_token_of(*, user: User, prefix: str) -> ApiToken | None:
 
 
 def api_token_by_prefix(prefix: str) -> ApiToken | None:
-    """Any token by its public prefix, with its owner, for authenticating a request."""
-    return ApiToken.objects.select_related("user").filter(prefix=prefix).first()
+    """Any token by its public prefix, with its owner and the roles the owner holds now, for
+    authenticating a request: one statement, written without the ORM (every API request asks
+    it; composing the ORM's query took longer than running it).
+
+    The roles are kept on the owner's instance, which lives as long as the request: for that
+    request ``visibility_of`` and ``roles_held`` answer from them instead of asking again.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_token_statement(connection.vendor), [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    wrapper = connections[connection.alias]  # this thread's: converters belong to it
+    token_columns, user_columns = _columns(ApiToken, wrapper), _columns(User, wrapper)
+    split = len(token_columns)
+    token: ApiToken = _instance(ApiToken, token_columns, row[:split], wrapper)
+    user: User = _instance(User, user_columns, row[split : split + len(user_columns)], wrapper)
+    held = json.loads(row[-1]) if row[-1] else []
+    user.__dict__[_HELD_ATTR] = tuple(Grant(str(key), pk, name) for key, pk, name in held)
+    ApiToken.user.field.set_cached_value(token, user)
+    return token
+
+
+class Grant(NamedTuple):
+    """A role someone holds now: its key, and the model it is held on (None: globally)."""
+
+    role: str
+    model_id: int | None
+    model_name: str | None
+
+
+# Where ``api_token_by_prefix`` leaves the owner's grants, on the owner's instance.
+_HELD_ATTR = "_grants_read_with_token"
+
+
+def _held_with_token(user: User) -> tuple[Grant, ...] | None:
+    held: tuple[Grant, ...] | None = user.__dict__.get(_HELD_ATTR)
+    return held
+
+
+_Columns = list[tuple[Any, list[Callable[[Any, Any, Any], Any]]]]
+
+
+@lru_cache(maxsize=32)
+def _columns(model: type[Model], wrapper: BaseDatabaseWrapper) -> _Columns:
+    """A model's concrete fields, each with the converters the ORM applies to its values read
+    through ``wrapper`` (one per thread)."""
+    fields: list[Any] = list(model._meta.concrete_fields)  # (the stubs lack the converters)
+    return [
+        (field, wrapper.ops.get_db_converters(field.cached_col) + field.get_db_converters(wrapper))
+        for field in fields
+    ]
+
+
+def _instance(
+    model: type[Model], columns: _Columns, row: Sequence[Any], wrapper: BaseDatabaseWrapper
+) -> Any:
+    """An instance from a row of its concrete columns, converted as the ORM converts them."""
+    values = []
+    for (field, converters), read in zip(columns, row, strict=True):
+        value = read
+        for convert in converters:
+            value = convert(value, field.cached_col, wrapper)
+        values.append(value)
+    return model.from_db(wrapper.alias, [field.attname for field, _ in columns], values)
+
+
+@cache
+def _token_statement(vendor: str) -> str:
+    """The token, its owner and the owner's grants now (a JSON array of [role key, model id,
+    model name]) in one row."""
+    quote = connection.ops.quote_name
+    listed = ", ".join(
+        [f"t.{quote(field.column)}" for field in ApiToken._meta.concrete_fields]
+        + [f"u.{quote(field.column)}" for field in User._meta.concrete_fields]
+    )
+    grants = (
+        "json_agg(json_build_array(k.key, r.registered_model_id, m.name))::text"
+        if vendor == "postgresql"
+        else "json_group_array(json_array(k.key, r.registered_model_id, m.name))"
+    )
+    return (
+        f"SELECT {listed}, (SELECT {grants} "  # noqa: S608  (names from the models)
+        f"FROM {quote(RoleAssignment._meta.db_table)} r "
+        f"JOIN {quote(SecurityRole._meta.db_table)} k ON k.id = r.role_id "
+        f"LEFT JOIN {quote(RegisteredModel._meta.db_table)} m ON m.id = r.registered_model_id "
+        "WHERE r.user_id = t.user_id AND r.revoked_at IS NULL) "
+        f"FROM {quote(ApiToken._meta.db_table)} t "
+        f"JOIN {quote(User._meta.db_table)} u ON u.id = t.user_id "
+        "WHERE t.prefix = %s"
+    )
 
 
 # --- who sees what (provenance/visibility.py states the rule; config/access.py wires it) -------
@@ -102,6 +201,9 @@ def visibility_of(user: User) -> Visibility:
         return Visibility.nothing()
     if user.is_staff or user.is_superuser:
         return Visibility.unrestricted()
+    held = _held_with_token(user)
+    if held is not None:
+        return _visibility([grant.model_name for grant in held])
     quote = connection.ops.quote_name
     sql = (
         f"SELECT m.name FROM {quote(RoleAssignment._meta.db_table)} r "  # noqa: S608
@@ -110,8 +212,12 @@ def visibility_of(user: User) -> Visibility:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [user.pk])
-        held = [name for (name,) in cursor.fetchall()]
-    if any(name is None for name in held):  # a role held globally
+        return _visibility([name for (name,) in cursor.fetchall()])
+
+
+def _visibility(held: list[str | None]) -> Visibility:
+    """From the names of the models someone holds roles on (None: a role held globally)."""
+    if any(name is None for name in held):
         return Visibility.unrestricted()
     names = frozenset(str(name) for name in held)
     return Visibility(everything=False, has_role=bool(names), model_names=names)

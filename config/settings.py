@@ -178,10 +178,13 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 else:
     _db["CONN_MAX_AGE"] = _int("DATABASE_CONN_MAX_AGE", 60)
-    # One ``SELECT 1`` when a request first uses a reused connection: a round trip per request,
-    # kept so that a connection closed while idle (database restart, failover, PgBouncer's
-    # idle timeout) is replaced instead of failing the next request (docs/deployment.md).
+    # A reused connection is checked when a request first uses it, so that one closed while
+    # idle (database restart, failover, PgBouncer's idle timeout) is replaced instead of
+    # failing the request (docs/deployment.md). config.postgres checks the socket first and
+    # sends Django's ``SELECT 1`` only when the server may have closed it: no round trip.
     _db["CONN_HEALTH_CHECKS"] = True
+    if _db["ENGINE"] == "django.db.backends.postgresql":
+        _db["ENGINE"] = "config.postgres"
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

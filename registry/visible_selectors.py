@@ -408,12 +408,27 @@ def lineage_start(
     return scoped_node_ids(ref, scope=scope)
 
 
+def _walk_start(
+    ref: str, *, visibility: Visibility, scope: provenance_selectors.LineageScope
+) -> provenance_selectors.Start:
+    """Where a walk from ``ref`` starts. For a caller who sees everything, a node named by kind
+    and key is found by the walk's own statement (a round trip fewer); for anyone else the
+    start is looked up and checked against what they may see before anything is walked."""
+    kind, _, key = ref.partition(":")
+    named = not (kind == NodeKind.DATASET and key.isascii() and key.isdigit())
+    if scope is None and named:
+        found = provenance_selectors.node_key(ref)
+        if found is not None:
+            return found
+    return lineage_start(ref, visibility=visibility, scope=scope)
+
+
 def lineage_visible(
     *, ref: str, direction: provenance_selectors.Direction, depth: int, visibility: Visibility
 ) -> GraphRows:
     """The lineage around ``ref`` one may see, as rows (one recursive walk per direction)."""
     scope = provenance_selectors.lineage_scope(visibility)
-    start = lineage_start(ref, visibility=visibility, scope=scope)
+    start = _walk_start(ref, visibility=visibility, scope=scope)
     return provenance_selectors.scoped_graph(
         start=start, direction=direction, depth=depth, scope=scope
     )
@@ -432,5 +447,5 @@ def lineage_impact_visible(
 ) -> provenance_selectors.ImpactReport:
     """The versions downstream of ``ref`` and the aliases on them now, that one may see."""
     scope = provenance_selectors.lineage_scope(visibility)
-    start = lineage_start(ref, visibility=visibility, scope=scope)
+    start = _walk_start(ref, visibility=visibility, scope=scope)
     return provenance_selectors.scoped_impact(start=start, depth=depth, scope=scope)

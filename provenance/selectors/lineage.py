@@ -100,6 +100,19 @@ class EdgeRow(NamedTuple):
     verification_status: str
 
 
+class NodeKey(NamedTuple):
+    """A start node named by kind and key, found by the walk's own statement (no lookup first).
+    For callers who may see the whole graph: the walk runs before anyone learns whether the
+    node exists."""
+
+    kind: str
+    key: str
+
+
+# Where a walk starts: node ids, or a node named by kind and key.
+Start = Sequence[int] | NodeKey
+
+
 @dataclass(frozen=True)
 class GraphRows:
     """``LineageGraph`` as rows: the start, the nodes reached (start included, nearest first),
@@ -170,6 +183,15 @@ def _kind_and_key(ref: str) -> tuple[str, str]:
             code="lineage_bad_node",
         )
     return kind, key
+
+
+def node_key(ref: str) -> NodeKey | None:
+    """The kind and key ``ref`` names, for a walk to look up itself; None for a digest
+    (``sha256:<hex>`` names the nodes holding it: ``lineage_node_ids`` finds those). Raises
+    InvalidInput for a ref that names no kind of node."""
+    if _SHA256.fullmatch(ref):
+        return None
+    return NodeKey(*_kind_and_key(ref))
 
 
 def lineage_node_get(*, kind: str, key: str) -> LineageNode | None:
@@ -308,11 +330,14 @@ _WALK_ROWS = """
     FROM {node} n LEFT JOIN {artifact} f ON f.id = n.artifact_id
     WHERE n.id IN (SELECT w.{far} FROM walk w)
   UNION ALL
-    SELECT n.id, NULL, NULL, n.kind, NULL, NULL, NULL, NULL, n.key, n.label, f.digest, NULL
+    SELECT n.id, NULL, NULL, n.kind, 1, NULL, NULL, NULL, n.key, n.label, f.digest, NULL
     FROM {node} n LEFT JOIN {artifact} f ON f.id = n.artifact_id
     WHERE n.id IN ({start})
     ORDER BY 9
 """  # identifiers come from the models, values are parameters
+# A walk from a node named by kind and key finds it in the same statement (the (kind, key)
+# index); a start node's row is told from a reached node's by the 1 in its fifth column.
+_NAMED_START = "SELECT s.id FROM {node} s WHERE s.kind = %s AND s.key = %s"
 
 
 def walk_rows(
@@ -320,8 +345,17 @@ def walk_rows(
 ) -> tuple[list[EdgeRow], dict[int, NodeRow]]:
     """The edges a walk crosses (one row per depth it crosses each at) and the nodes it
     reaches, start included (by id, in the database's order of their keys): one query."""
-    if not start:
-        return [], {}
+    _, edges, nodes = walk_from(start, direction, depth)
+    return edges, nodes
+
+
+def walk_from(
+    start: Start, direction: Walk, depth: int
+) -> tuple[list[int], list[EdgeRow], dict[int, NodeRow]]:
+    """``walk_rows`` from ids or from a node named by kind and key, with the ids of the start
+    nodes found (none: no such node): one query either way."""
+    if not isinstance(start, NodeKey) and not start:
+        return [], [], {}
     near, far = (
         ("downstream_id", "upstream_id")
         if direction == "upstream"
@@ -336,7 +370,11 @@ def walk_rows(
         artifact=quote(Artifact._meta.db_table),
         near=near,
         far=far,
-        start=", ".join(["%s"] * len(start)),
+        start=(
+            _NAMED_START.format(node=quote(LineageNode._meta.db_table))
+            if isinstance(start, NodeKey)
+            else ", ".join(["%s"] * len(start))
+        ),
     )
     with connection.cursor() as cursor:
         _read_timestamps_fast(cursor)
@@ -344,15 +382,19 @@ def walk_rows(
         rows = cursor.fetchall()
     edges: list[EdgeRow] = []
     nodes: dict[int, NodeRow] = {}
+    found: list[int] = []
     aware = connection.vendor == "postgresql"
     for row in rows:
         if row[1] is None:
             nodes[row[0]] = NodeRow(row[0], row[3], row[8], row[9], row[10])
+            if row[4] is not None and row[0] not in found:
+                found.append(row[0])
         elif aware:
             edges.append(EdgeRow._make(row))
         else:
             edges.append(EdgeRow._make((*row[:5], _aware(row[5]), _aware(row[6]), *row[7:])))
-    return edges, nodes
+    ids = found if isinstance(start, NodeKey) else list(start)
+    return ids, edges, nodes
 
 
 def _aware(value: Any) -> datetime | None:
@@ -427,21 +469,30 @@ def graph_rows(
     )
 
 
-def lineage_rows(
-    *, start: Sequence[int], direction: Direction = "both", depth: int = 10
-) -> GraphRows:
-    """``lineage_graph`` as rows, from node ids: one statement per direction walked."""
+def lineage_rows(*, start: Start, direction: Direction = "both", depth: int = 10) -> GraphRows:
+    """``lineage_graph`` as rows, from node ids or a named node: one statement per direction
+    walked. A named node that does not exist is NotFound."""
     _check_depth(depth)
-    reached: dict[int, int] = dict.fromkeys(start, 0)
+    ids: Start = start
+    reached: dict[int, int] = {}
     nodes: dict[int, NodeRow] = {}
     edges: dict[int, EdgeRow] = {}
     for walk in WALKS:
         if direction in (walk, "both"):
-            rows, reached_nodes = walk_rows(start, walk, depth)
+            ids, rows, reached_nodes = walk_from(ids, walk, depth)
+            if isinstance(start, NodeKey) and not ids:
+                raise NotFound(f"no lineage node {start.kind + ':' + start.key!r}", code=_NOT_FOUND)
             nodes.update(reached_nodes)
+            for pk in ids:
+                reached.setdefault(pk, 0)
             far_depths(rows, walk, reached)
             edges.update(unique_edges(rows))
-    return graph_rows(start, nodes, reached, edges.values())
+    if isinstance(ids, NodeKey):  # no walk ran: a direction neither up, down nor both
+        raise InvalidInput(f"no such direction {direction!r}", code="lineage_bad_direction")
+    return graph_rows(ids, nodes, reached, edges.values())
+
+
+_NOT_FOUND = "lineage_node_not_found"
 
 
 def path_rows(*, source: Sequence[int], target: Sequence[int], depth: int = MAX_DEPTH) -> GraphRows:

@@ -41,7 +41,9 @@ from provenance.selectors.lineage import (
     Direction,
     EdgeRow,
     GraphRows,
+    NodeKey,
     NodeRow,
+    Start,
     _check_depth,
     far_depths,
     graph_rows,
@@ -50,6 +52,7 @@ from provenance.selectors.lineage import (
     lineage_rows,
     path_rows,
     unique_edges,
+    walk_from,
     walk_rows,
 )
 from provenance.visibility import Visibility
@@ -135,13 +138,14 @@ def scoped_node_ids(ref: str, *, scope: LineageScope) -> list[int]:
 
 
 def scoped_graph(
-    *, start: Sequence[int], direction: Direction, depth: int, scope: LineageScope
+    *, start: Start, direction: Direction, depth: int, scope: LineageScope
 ) -> GraphRows:
-    """The graph around the ``start`` nodes (ids) one may see, as rows (one statement per
-    direction walked; one more to see which attestations speak of what the caller may see)."""
-    ids = list(start)
+    """The graph around the ``start`` nodes one may see, as rows (one statement per direction
+    walked; one more to see which attestations speak of what the caller may see). A start
+    named by kind and key is for callers who see everything (``scope`` None)."""
     if scope is None:
-        return lineage_rows(start=ids, direction=direction, depth=depth)
+        return lineage_rows(start=start, direction=direction, depth=depth)
+    ids = _ids(start)
     _check_depth(depth)
     nodes: dict[int, NodeRow] = {}
     walked: dict[int, EdgeRow] = {}
@@ -153,6 +157,13 @@ def scoped_graph(
     edges = _visible_edges(walked.values(), scope)
     reached, kept = _reach(ids, edges, direction, depth)
     return graph_rows(ids, nodes, reached, [edge for edge in edges if edge.id in kept])
+
+
+def _ids(start: Start) -> list[int]:
+    """A scoped walk starts from the ids its caller may see, looked up and checked first."""
+    if isinstance(start, NodeKey):
+        raise TypeError("a walk narrowed to a scope starts from node ids, checked against it")
+    return list(start)
 
 
 def scoped_path(*, source: Sequence[int], target: Sequence[int], scope: LineageScope) -> GraphRows:
@@ -173,17 +184,20 @@ def scoped_path(*, source: Sequence[int], target: Sequence[int], scope: LineageS
     return graph_rows(source_ids, found.known, {}, [])
 
 
-def scoped_impact(
-    *, start: Sequence[int], depth: int = MAX_DEPTH, scope: LineageScope
-) -> ImpactReport:
+def scoped_impact(*, start: Start, depth: int = MAX_DEPTH, scope: LineageScope) -> ImpactReport:
     """Every model version downstream of ``start`` (one walk), with the edges into each, and
-    every alias pointing at one of them now.
+    every alias pointing at one of them now. A start named by kind and key is for callers
+    who see everything (``scope`` None).
 
     The walk crossed every edge out of a version it reached short of ``depth``, so the aliases
     of those come with it; only when a version sits at the depth limit are aliases queried."""
     _check_depth(depth)
-    ids = list(start)
-    rows, nodes = walk_rows(ids, "downstream", depth)
+    if scope is not None:
+        start = _ids(start)
+    ids, rows, nodes = walk_from(start, "downstream", depth)
+    if isinstance(start, NodeKey) and not ids:
+        ref = f"{start.kind}:{start.key}"
+        raise NotFound(f"no lineage node {ref!r}", code="lineage_node_not_found")
     walked = unique_edges(rows)
     distance = far_depths(rows, "downstream", dict.fromkeys(ids, 0))
     if scope is None:

@@ -92,3 +92,40 @@ def test_a_larger_graph_is_answered_in_full(client: Client, world: World, reader
     refs = {n["ref"] for n in body["nodes"]}
     assert {f"model_version:fraud/{100 + branch}" for branch in range(20)} <= refs
     assert {f"run:grown-{branch}" for branch in range(20)} <= refs
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        (LINEAGE, {"node": "model_version:fraud/1", "direction": "upstream"}),
+        (LINEAGE, {"node": f"dataset:sha256:{RAW}", "direction": "downstream"}),
+        (f"{LINEAGE}/impact", {"node": f"dataset:sha256:{RAW}"}),
+    ],
+    ids=["upstream", "downstream", "impact"],
+)
+def test_a_caller_who_sees_everything_costs_two_queries(
+    client: Client, world: World, reader: User, path: str, query: dict[str, str]
+) -> None:
+    """The token with its owner and roles, then the walk, which finds the node it starts
+    from itself: no separate lookup of the start, nor of the roles."""
+    headers = bearer(reader)
+    client.get(LINEAGE, {"node": f"sha256:{RAW}"}, headers=headers)  # last use recorded
+
+    assert queries(client, headers, path, query) == 2
+
+
+@pytest.mark.parametrize("persona", ["reader", "fraud_reader"])
+def test_a_start_named_by_kind_and_key_that_does_not_exist_is_not_found(
+    client: Client, world: World, persona: str, request: pytest.FixtureRequest
+) -> None:
+    headers = bearer(request.getfixturevalue(persona))
+    for path, query in [
+        (LINEAGE, {"node": "model_version:fraud/404", "direction": "upstream"}),
+        (LINEAGE, {"node": "run:nowhere", "direction": "both"}),
+        (f"{LINEAGE}/impact", {"node": "dataset:sha256:" + "0" * 64}),
+    ]:
+        response = client.get(path, query, headers=headers)
+
+        assert response.status_code == 404, (path, query)
+        assert response.json()["code"] == "lineage_node_not_found"
+        assert repr(query["node"]) in response.json()["detail"]
