@@ -31,7 +31,14 @@ from config.schema import ErrorOutput
 from provenance import selectors as provenance_selectors
 from provenance.selectors.lineage import MAX_DEPTH, EdgeRow, GraphRows, NodeRow
 from registry import visible_selectors as selectors
-from registry.api.serializers import AttestationRefOutput, GraphOutput, NodeOutput, link
+from registry.api.serializers import (
+    SENTINEL,
+    AttestationRefOutput,
+    GraphOutput,
+    LinkTemplate,
+    NodeOutput,
+    link,
+)
 
 DIRECTIONS = ["upstream", "downstream", "both"]
 NODE_HELP = "a node: `<kind>:<key>` (e.g. `model_version:fraud/3`) or `sha256:<hex>`"
@@ -46,10 +53,7 @@ class _Body:
 
     def __init__(self, request: Request) -> None:
         self.request = request
-        prefix, _, suffix = link(
-            request, "api-attestation-detail", envelope_digest=_SENTINEL
-        ).rpartition(_SENTINEL)
-        self._attestation_url = (prefix, suffix)
+        self._attestation_url = LinkTemplate(request, "api-attestation-detail", "envelope_digest")
         self._version_url: tuple[str, str, str] | None = None
         self._datetime = serializers.DateTimeField()
         self._times: dict[datetime, str] = {}
@@ -76,25 +80,20 @@ class _Body:
 
     def attestation(self, edge: EdgeRow) -> dict[str, Any]:
         digest = edge.envelope_digest
-        if digest.isascii() and digest.isalnum():
-            prefix, suffix = self._attestation_url
-            url = f"{prefix}{digest}{suffix}"
-        else:  # never for a sha256 hex digest; reverse() says what such a value would give
-            url = link(self.request, "api-attestation-detail", envelope_digest=digest)
         return {
             "envelope_digest": digest,
             "predicate_type": edge.predicate_type,
             "signer": edge.signer if edge.signer is not None else "registry",
             "verification_status": edge.verification_status,
-            "url": url,
+            "url": self._attestation_url(digest),
         }
 
     def version_url(self, model: str, number: int) -> str:
         if "/" in model or not model:  # reverse() refuses these: let it say so
             return link(self.request, "api-version-detail", name=model, version=number)
         if self._version_url is None:
-            url = link(self.request, "api-version-detail", name=_SENTINEL, version=0)
-            prefix, _, rest = url.rpartition(_SENTINEL)
+            url = link(self.request, "api-version-detail", name=SENTINEL, version=0)
+            prefix, _, rest = url.rpartition(SENTINEL)
             middle, _, suffix = rest.rpartition("0")
             self._version_url = (prefix, middle, suffix)
         prefix, middle, suffix = self._version_url
@@ -118,9 +117,8 @@ class _Body:
         }
 
 
-# A value no route argument holds, to cut a reversed URL around; and the characters reverse()
-# leaves unquoted in a path (django.urls.resolvers: RFC 3986 sub-delimiters and "/~:@").
-_SENTINEL = "sentinel0sentinel"
+# The characters reverse() leaves unquoted in a path (django.urls.resolvers: RFC 3986
+# sub-delimiters and "/~:@").
 _PATH_SAFE = "!$&'()*+,;=/~:@"
 
 

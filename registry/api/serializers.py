@@ -11,6 +11,7 @@ are absolute URLs.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
@@ -32,6 +33,29 @@ class DigestField(serializers.CharField):
 def link(request: Request | None, route: str, /, **kwargs: Any) -> str:
     """The absolute URL of the named route (relative when there is no request to say where)."""
     return str(reverse(route, kwargs=kwargs, request=request))
+
+
+class LinkTemplate:
+    """A route's absolute URL reversed once per request, then completed for each value of one
+    of its arguments: ``reverse()`` for every row of a page cost more than the rest of the row.
+
+    A value made only of ASCII letters and digits (a hex digest, a number) is one ``reverse()``
+    leaves as it is, so it is put in the template's place; any other value goes through
+    ``reverse()``, which says what it makes of it (quoting, or refusing)."""
+
+    def __init__(self, request: Request | None, route: str, argument: str, **fixed: Any) -> None:
+        self._request, self._route, self._argument, self._fixed = request, route, argument, fixed
+        url = link(request, route, **fixed, **{argument: SENTINEL})
+        self._prefix, _, self._suffix = url.rpartition(SENTINEL)
+
+    def __call__(self, value: str) -> str:
+        if value.isascii() and value.isalnum():
+            return f"{self._prefix}{value}{self._suffix}"
+        return link(self._request, self._route, **self._fixed, **{self._argument: value})
+
+
+# A value no route argument holds, to cut a reversed URL around.
+SENTINEL = "sentinel0sentinel"
 
 
 def signer_name(attestation: Attestation) -> str:
@@ -257,6 +281,11 @@ class SubjectOutput(serializers.Serializer[Any]):
 
 @extend_schema_serializer(component_name="Attestation")
 class AttestationOutput(AttestationRefOutput):
+    """Declared field by field as usual (the schema, and the detail's fields, come from the
+    declarations); an attestation of a list is written by hand, to the same keys, order and
+    values, which a test holds to DRF's own writing of the declared fields. DRF's generic
+    writing took 0.4 ms an attestation, most of a page of fifty."""
+
     format = serializers.CharField()
     signing_key_id = serializers.CharField(
         source="signing_key.key_id", allow_null=True, help_text="set when the registry signed it"
@@ -264,6 +293,43 @@ class AttestationOutput(AttestationRefOutput):
     received_at = serializers.DateTimeField()
     verified_at = serializers.DateTimeField(allow_null=True)
     subjects = SubjectOutput(many=True, source="subjects.all")
+
+    def to_representation(self, instance: Attestation) -> dict[str, Any]:
+        if type(self) is not AttestationOutput:  # a subclass declares more: DRF writes it
+            return dict(super().to_representation(instance))
+        time = self._time
+        key = instance.signing_key
+        return {
+            "envelope_digest": str(instance.envelope_digest),
+            "predicate_type": str(instance.predicate_type),
+            "signer": signer_name(instance),
+            "verification_status": str(instance.verification_status),
+            "url": self._url(instance.envelope_digest),
+            "format": str(instance.format),
+            "signing_key_id": str(key.key_id) if key is not None else None,
+            "received_at": time.to_representation(instance.received_at),
+            "verified_at": (
+                time.to_representation(instance.verified_at) if instance.verified_at else None
+            ),
+            "subjects": [
+                {
+                    "name": str(subject.name),
+                    "digest": f"sha256:{subject.artifact.digest}",
+                    "kind": str(subject.artifact.kind),
+                }
+                for subject in instance.subjects.all()
+            ],
+        }
+
+    @cached_property
+    def _url(self) -> LinkTemplate:
+        return LinkTemplate(
+            self.context.get("request"), "api-attestation-detail", "envelope_digest"
+        )
+
+    @cached_property
+    def _time(self) -> serializers.DateTimeField:
+        return serializers.DateTimeField()
 
 
 @extend_schema_serializer(component_name="LineageEdgeOfAttestation")
