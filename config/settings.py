@@ -185,6 +185,16 @@ else:
     _db["CONN_HEALTH_CHECKS"] = True
     if _db["ENGINE"] == "django.db.backends.postgresql":
         _db["ENGINE"] = "config.postgres"
+    if _bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        # Parameters bound by the server, and a statement run a fifth time on a connection
+        # prepared, so that PostgreSQL plans it once: planning a lineage walk took longer
+        # than running it. PgBouncer in transaction mode needs max_prepared_statements set
+        # (1.21+), or DATABASE_PREPARED_STATEMENTS=false (docs/deployment.md).
+        _db["OPTIONS"] = {
+            **_db.get("OPTIONS", {}),
+            "server_side_binding": True,
+            "prepare_threshold": 5,
+        }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -3,6 +3,7 @@ malformed variable and names it; embedded mode needs nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -116,3 +117,40 @@ def test_passwords_are_hashed_with_argon2id_and_older_hashes_upgraded_at_sign_in
     user.refresh_from_db()
     assert user.password.startswith("argon2$argon2id$")
     assert not user.check_password("another passphrase")
+
+
+def database_settings(env: dict[str, str]) -> dict[str, Any]:
+    code = (
+        "import django, json; django.setup(); from django.conf import settings; "
+        "db = settings.DATABASES['default']; "
+        "print(json.dumps({'ENGINE': db['ENGINE'], 'OPTIONS': db.get('OPTIONS', {}),"
+        " 'CONN_HEALTH_CHECKS': db.get('CONN_HEALTH_CHECKS')}))"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in GOOD and k != "VAR_DIR"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    loaded: dict[str, Any] = json.loads(result.stdout)
+    return loaded
+
+
+def test_postgresql_runs_on_the_registry_backend_with_prepared_statements() -> None:
+    loaded = database_settings(GOOD)
+
+    assert loaded["ENGINE"] == "config.postgres"
+    assert loaded["CONN_HEALTH_CHECKS"] is True
+    assert loaded["OPTIONS"]["server_side_binding"] is True
+    assert loaded["OPTIONS"]["prepare_threshold"] == 5
+
+
+def test_prepared_statements_can_be_turned_off_for_a_pooler() -> None:
+    loaded = database_settings({**GOOD, "DATABASE_PREPARED_STATEMENTS": "false"})
+
+    assert loaded["ENGINE"] == "config.postgres"
+    assert "server_side_binding" not in loaded["OPTIONS"]
+    assert "prepare_threshold" not in loaded["OPTIONS"]
