@@ -9,8 +9,11 @@ outcome on the row; a change of outcome is a log event.
 from __future__ import annotations
 
 import gc
+import os
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +50,9 @@ _UPDATE_CHUNK = 900
 _READ_CHUNK = 2000
 # Attestations checked one step at a time (see _problems).
 _BATCH = 100
+# Threads verifying the signatures of a pass of more than one batch, the calling thread among
+# them (see _Batches).
+_THREADS = min(os.cpu_count() or 1, 4)
 # The columns of a row, and those a check reads besides its envelope and statement: what the
 # report's instances hold, the others deferred.
 _FIELDS = [field.attname for field in Attestation._meta.concrete_fields]
@@ -79,19 +85,20 @@ def attestations_reverify(*, attestations: Iterable[Attestation], actor: Actor) 
     """Verify each attestation again; record the outcome; log every change of outcome.
 
     Thousands of rows make one pass: each signer and registry key is read once (and its public
-    key loaded once), each envelope is parsed once, and outcomes are written in bulk. Rows read
-    from a queryset come back in the report with their envelope and statement deferred.
+    key loaded once), each envelope is parsed once, signatures are checked on worker threads
+    too (see _Batches), and outcomes are written in bulk. Rows read from a queryset come back in
+    the report with their envelope and statement deferred.
     """
     report = ReverifyReport()
     trust = _Trust()
     batch: list[_Check] = []
-    with _collector_paused():
+    with _collector_paused(), _Batches(trust, report) as batches:
         for attestation, envelope, statement in _rows(attestations):
-            batch.append(_Check(attestation, envelope, statement))
-            if len(batch) == _BATCH:
-                _check(batch, trust, report)
+            if len(batch) == _BATCH:  # and another row: the pass is more than one batch
+                batches.check(batch, more=True)
                 batch = []
-        _check(batch, trust, report)
+            batch.append(_Check(attestation, envelope, statement))
+        batches.check(batch, more=False)
         _record(report, actor)
     return report
 
@@ -141,11 +148,83 @@ def _rows(attestations: Iterable[Attestation]) -> Iterator[tuple[Attestation, by
         yield Attestation.from_db(attestations.db, _FIELDS, values), bytes(envelope), statement
 
 
-def _check(batch: list[_Check], trust: _Trust, report: ReverifyReport) -> None:
-    for check, problem in zip(batch, _problems(batch, trust), strict=True):
-        report.outcomes.append(
-            Outcome(attestation=check.attestation, ok=not problem, problem=problem)
-        )
+class _Batches:
+    """The checks of one pass, a batch at a time, their outcomes added to the report in row
+    order.
+
+    A pass of a single batch is checked on the calling thread alone. In a longer pass, worker
+    threads verify the signatures of each batch (``cryptography`` releases the GIL while it
+    verifies) while the calling thread reads and parses the next one; the calling thread then
+    verifies whatever of the previous batch no worker has taken yet, and concludes it. Workers
+    verify parsed envelopes against keys loaded beforehand, nothing else: the database, and
+    the pass's caches, stay with the calling thread.
+    """
+
+    def __init__(self, trust: _Trust, report: ReverifyReport) -> None:
+        self._trust = trust
+        self._report = report
+        self._pool: ThreadPoolExecutor | None = None
+        self._verifying: _Verifications | None = None
+
+    def __enter__(self) -> _Batches:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def check(self, batch: list[_Check], *, more: bool) -> None:
+        """Check ``batch``; ``more``: another batch follows in this pass."""
+        if self._pool is None and (not more or _THREADS < 2):
+            self._conclude(batch, _problems(batch, self._trust))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(_THREADS - 1, thread_name_prefix="reverify")
+        for check in batch:
+            check.parse(self._trust)
+        previous = self._verifying
+        self._verifying = _Verifications(batch, self._pool, workers=_THREADS - 1)
+        if previous is not None:
+            self._finish(previous)
+        if not more:
+            self._finish(self._verifying)
+            self._verifying = None
+
+    def _finish(self, verifications: _Verifications) -> None:
+        verifications.finish()
+        checks = verifications.checks
+        self._conclude(checks, [check.conclusion(self._trust) for check in checks])
+
+    def _conclude(self, batch: list[_Check], problems: list[str]) -> None:
+        for check, problem in zip(batch, problems, strict=True):
+            self._report.outcomes.append(
+                Outcome(attestation=check.attestation, ok=not problem, problem=problem)
+            )
+
+
+class _Verifications:
+    """The signature checks of one batch, taken one at a time by whichever thread is free."""
+
+    def __init__(self, checks: list[_Check], pool: ThreadPoolExecutor, *, workers: int) -> None:
+        self.checks = checks
+        self._next = iter(checks)
+        self._lock = threading.Lock()
+        self._workers = [pool.submit(self._run) for _ in range(workers)]
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                check = next(self._next, None)
+            if check is None:
+                return
+            check.verify()
+
+    def finish(self) -> None:
+        """Verify here what no worker has taken; then wait for the workers, raising what any
+        of them raised."""
+        self._run()
+        for worker in self._workers:
+            worker.result()
 
 
 def attestation_problem(attestation: Attestation) -> str:
@@ -163,25 +242,27 @@ def _problems(checks: list[_Check], trust: _Trust) -> list[str]:
     for check in checks:
         check.parse(trust)
     for check in checks:
-        check.verify(trust)
+        check.verify()
     return [check.conclusion(trust) for check in checks]
 
 
 class _Check:
     """One attestation's re-verification, step by step, from its stored bytes and statement."""
 
-    __slots__ = ("attestation", "envelope", "parsed", "problem", "signed", "stored")
+    __slots__ = ("attestation", "envelope", "keys", "parsed", "problem", "signed", "stored")
 
     def __init__(self, attestation: Attestation, envelope: bytes, stored: Any) -> None:
         self.attestation = attestation
         self.envelope = envelope
         self.stored = stored  # the statement column
         self.parsed: ParsedEnvelope | None = None
+        self.keys: TrustedKeys | None = None  # what may have signed it, loaded with the parse
         self.signed: Any = None  # what the stored bytes sign; None: not this row's bytes
         self.problem = ""
 
     def parse(self, trust: _Trust) -> None:
-        """Strictly parse the stored bytes (a Sigstore bundle is verified whole here)."""
+        """Strictly parse the stored bytes (a Sigstore bundle is verified whole here), and load
+        the keys that may have signed them."""
         attestation, raw = self.attestation, self.envelope
         limit = max(settings.ATTESTATION_MAX_BYTES, len(raw))
         try:
@@ -198,12 +279,14 @@ class _Check:
             return
         if parsed is not None and parsed.envelope_digest == attestation.envelope_digest:
             self.parsed = parsed
+            self.keys = trust.keys(attestation)
 
-    def verify(self, trust: _Trust) -> None:
-        if self.parsed is None:
+    def verify(self) -> None:
+        """Check the signatures: no database, no cache; safe on a worker thread."""
+        if self.parsed is None or self.keys is None:
             return
         try:
-            verify_envelope(self.parsed, trust.keys(self.attestation))
+            verify_envelope(self.parsed, self.keys)
         except AttestationRejected as rejected:
             self.problem = f"{rejected.code}: {rejected.detail}"
             return

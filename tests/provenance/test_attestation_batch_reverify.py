@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from provenance.attestation_verify import (
     generate_signing_key,
     sign_statement,
     signer_from_pem,
+    verify_envelope,
 )
 from provenance.log_format import Actor
 from provenance.models import (
@@ -234,3 +237,106 @@ def test_numbers_past_64_bits_and_long_decimals_reverify(rows: dict[str, Attesta
         attestations=Attestation.objects.filter(pk=stored.pk), actor=ACTOR
     )
     assert report.failed[0].problem == "the stored statement differs from the signed bytes"
+
+
+# --------------------------------------------------------------------------
+# Signature checks on worker threads, in a pass of more than one batch
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pools(monkeypatch: pytest.MonkeyPatch) -> list[ThreadPoolExecutor]:
+    """The pools passes start, on any machine: two threads verify, the calling one and one more."""
+    started: list[ThreadPoolExecutor] = []
+
+    class Recorded(ThreadPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(reverification, "ThreadPoolExecutor", Recorded)
+    monkeypatch.setattr(reverification, "_THREADS", 2)
+    return started
+
+
+def _signed_by_an_untrusted_key(attestation: Attestation) -> None:
+    """``attestation``'s statement stored as signed by a key the registry has never trusted."""
+    private_pem, _public_key = generate_signing_key()
+    raw = sign_statement(attestation.statement, signer_from_pem(private_pem))
+    _edited(attestation, envelope=raw, envelope_digest=_sha256(raw))
+
+
+def _worker_threads() -> list[str]:
+    return [thread.name for thread in threading.enumerate() if thread.name.startswith("reverify")]
+
+
+def test_worker_threads_find_what_one_thread_finds_in_the_same_order(
+    rows: dict[str, Attestation],
+    small_batches: None,
+    pools: list[ThreadPoolExecutor],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _signed_by_an_untrusted_key(_evaluation(_signer("replaced"), "untrusted"))
+    for n in range(3):
+        _evaluation(_signer(f"valid {n}"), f"valid {n}")
+    assert Attestation.objects.count() > 3 * reverification._BATCH
+
+    def outcomes() -> list[tuple[int, bool, str]]:
+        report = attestations_reverify(attestations=Attestation.objects.all(), actor=ACTOR)
+        return [(o.attestation.pk, o.ok, o.problem) for o in report.outcomes]
+
+    monkeypatch.setattr(reverification, "_THREADS", 1)
+    alone = outcomes()
+    assert pools == []
+    monkeypatch.setattr(reverification, "_THREADS", 2)
+    threaded = outcomes()
+
+    assert len(pools) == 1
+    assert threaded == alone
+    problems = {_summary(problem).partition(":")[0] for _pk, _ok, problem in threaded}
+    assert set(PROBLEMS.values()) | {"untrusted_signer"} <= problems
+    assert _worker_threads() == []  # the pool ended with the pass
+
+
+def test_an_exception_on_a_worker_thread_reaches_the_caller(
+    rows: dict[str, Attestation],
+    small_batches: None,
+    pools: list[ThreadPoolExecutor],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raised, waited = threading.Event(), threading.Event()
+
+    def failing_on_workers(*args: Any) -> Any:
+        if threading.current_thread().name.startswith("reverify"):
+            raised.set()
+            raise RuntimeError("a worker failed")
+        if not waited.is_set():  # the calling thread leaves the first signature to a worker
+            waited.set()
+            raised.wait(timeout=10)
+        return verify_envelope(*args)
+
+    monkeypatch.setattr(reverification, "verify_envelope", failing_on_workers)
+    events = LogEntry.objects.count()
+
+    with pytest.raises(RuntimeError, match="a worker failed"):
+        attestations_reverify(attestations=Attestation.objects.all(), actor=ACTOR)
+
+    assert raised.is_set()
+    assert LogEntry.objects.count() == events  # nothing recorded
+    assert _worker_threads() == []
+
+
+def test_a_pass_of_one_batch_starts_no_threads(
+    rows: dict[str, Attestation],
+    pools: list[ThreadPoolExecutor],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    attestation_problem(rows["untouched"])
+    attestations_reverify(attestations=Attestation.objects.all(), actor=ACTOR)
+    monkeypatch.setattr(reverification, "_BATCH", len(rows))
+    attestations_reverify(attestations=Attestation.objects.all(), actor=ACTOR)
+    assert pools == []
+
+    monkeypatch.setattr(reverification, "_BATCH", len(rows) - 1)
+    attestations_reverify(attestations=Attestation.objects.all(), actor=ACTOR)
+    assert len(pools) == 1
