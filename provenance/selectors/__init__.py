@@ -5,6 +5,7 @@ from __future__ import annotations
 from provenance.selectors.attestations import (
     attestations_about,
     attestations_behind,
+    attestations_filtered,
     latest_registry_statement,
     trusted_signers,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "VisibleLineage",
     "attestations_about",
     "attestations_behind",
+    "attestations_filtered",
     "checkpoint_at",
     "checkpoint_latest",
     "consistency",

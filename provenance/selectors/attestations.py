@@ -27,6 +27,25 @@ def latest_registry_statement(*, subject_name: str, predicate_type: str) -> dict
     return dict(found) if found is not None else None
 
 
+def attestations_filtered(
+    *, signer: str | None = None, predicate_type: str | None = None
+) -> QuerySet[Attestation]:
+    """Every attestation, or those of one trusted signer (``registry``: those the registry
+    signed itself) or one predicate type: what an operator re-verifies in bulk."""
+    attestations = Attestation.objects.all()
+    if signer == REGISTRY_SIGNER:
+        attestations = attestations.filter(signer__isnull=True)
+    elif signer is not None:
+        attestations = attestations.filter(signer__name=signer)
+    if predicate_type is not None:
+        attestations = attestations.filter(predicate_type=predicate_type)
+    return attestations
+
+
+# How the registry's own signatures are named where signers are listed.
+REGISTRY_SIGNER = "registry"
+
+
 def attestations_about(*, digests: list[str]) -> QuerySet[Attestation]:
     """Every attestation with a subject among ``digests`` (sha256 hex)."""
     return (

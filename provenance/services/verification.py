@@ -9,11 +9,15 @@ outcome on the row; a change of outcome is a log event.
 from __future__ import annotations
 
 import gc
+import json
+import logging
+import multiprocessing
 import os
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +26,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import DEFERRED, QuerySet
+from django.db.models import DEFERRED, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from provenance.attestation_verify import (
@@ -34,6 +39,7 @@ from provenance.attestation_verify import (
     verify_envelope,
     verify_sigstore_bundle,
 )
+from provenance.attestation_verify.rechecks import STATEMENT_DIFFERS, Recheck, recheck_batch
 from provenance.log_format import Actor, Event
 from provenance.models import (
     Attestation,
@@ -45,6 +51,8 @@ from provenance.models import (
 )
 from provenance.services.log import log_append_many
 
+logger = logging.getLogger(__name__)
+
 # Rows per UPDATE ... WHERE id IN (...): well under SQLite's bound on query parameters.
 _UPDATE_CHUNK = 900
 _READ_CHUNK = 2000
@@ -53,6 +61,9 @@ _BATCH = 100
 # Threads verifying the signatures of a pass of more than one batch, the calling thread among
 # them (see _Batches).
 _THREADS = min(os.cpu_count() or 1, 4)
+# Worker processes parsing, verifying and comparing the batches of a long pass (see _Batches);
+# below two, threads share the work instead.
+_PROCESSES = min(os.cpu_count() or 1, 8)
 # The columns of a row, and those a check reads besides its envelope and statement: what the
 # report's instances hold, the others deferred.
 _FIELDS = [field.attname for field in Attestation._meta.concrete_fields]
@@ -85,9 +96,9 @@ def attestations_reverify(*, attestations: Iterable[Attestation], actor: Actor) 
     """Verify each attestation again; record the outcome; log every change of outcome.
 
     Thousands of rows make one pass: each signer and registry key is read once (and its public
-    key loaded once), each envelope is parsed once, signatures are checked on worker threads
-    too (see _Batches), and outcomes are written in bulk. Rows read from a queryset come back in
-    the report with their envelope and statement deferred.
+    key loaded once), each envelope is parsed once, the checks of a long pass run in worker
+    processes or threads (see _Batches), and outcomes are written in bulk. Rows read from a
+    queryset come back in the report with their envelope and statement deferred.
     """
     report = ReverifyReport()
     trust = _Trust()
@@ -121,8 +132,9 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _rows(attestations: Iterable[Attestation]) -> Iterator[tuple[Attestation, bytes, Any]]:
-    """Each attestation with its stored envelope bytes and statement.
+def _rows(attestations: Iterable[Attestation]) -> Iterator[tuple[Attestation, bytes, str | None]]:
+    """Each attestation with its stored envelope bytes and statement, as JSON text (parsed
+    where it is compared: in a worker process, for a long pass).
 
     A queryset is read in chunks through a server-side cursor where the database has them
     (10,000 envelopes are tens of megabytes), as rows of the columns a check reads: the
@@ -136,11 +148,12 @@ def _rows(attestations: Iterable[Attestation]) -> Iterator[tuple[Attestation, by
     """
     if not isinstance(attestations, QuerySet) or attestations.query.combinator:
         for attestation in attestations:
-            yield attestation, bytes(attestation.envelope), attestation.statement
+            yield attestation, bytes(attestation.envelope), _json_text(attestation.statement)
         return
     if not attestations.query.order_by:
         attestations = attestations.order_by("-pk")
-    columns = attestations.values_list(*_READ_FIELDS, "envelope", "statement")
+    text = Cast("statement", output_field=TextField())
+    columns = attestations.values_list(*_READ_FIELDS, "envelope", text)
     for *read, envelope, statement in columns.iterator(chunk_size=_READ_CHUNK):
         values = [DEFERRED] * len(_FIELDS)  # all of a row, as Model.from_db reads fastest
         for at, value in zip(_READ_AT, read, strict=True):
@@ -148,16 +161,24 @@ def _rows(attestations: Iterable[Attestation]) -> Iterator[tuple[Attestation, by
         yield Attestation.from_db(attestations.db, _FIELDS, values), bytes(envelope), statement
 
 
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
 class _Batches:
     """The checks of one pass, a batch at a time, their outcomes added to the report in row
     order.
 
-    A pass of a single batch is checked on the calling thread alone. In a longer pass, worker
+    A pass of a single batch is checked on the calling thread alone. A longer pass sends its
+    batches to worker processes, one per core (provenance/attestation_verify/rechecks.py: parse,
+    verify, compare), while the calling thread reads the next rows; it concludes each batch in
+    turn with what today's trust says of its signers. Where there can be no worker processes
+    (one core; a daemonic process, as Celery's workers are), or once they have died, worker
     threads verify the signatures of each batch (``cryptography`` releases the GIL while it
     verifies) while the calling thread reads and parses the next one; the calling thread then
     verifies whatever of the previous batch no worker has taken yet, and concludes it. Workers
-    verify parsed envelopes against keys loaded beforehand, nothing else: the database, and
-    the pass's caches, stay with the calling thread.
+    of either kind check envelopes against keys loaded beforehand, nothing else: the database,
+    and the pass's caches, stay with the calling thread.
     """
 
     def __init__(self, trust: _Trust, report: ReverifyReport) -> None:
@@ -165,6 +186,10 @@ class _Batches:
         self._report = report
         self._pool: ThreadPoolExecutor | None = None
         self._verifying: _Verifications | None = None
+        self._processes: ProcessPoolExecutor | None = None
+        self._sent: deque[tuple[list[_Check], Future[list[str]]]] = deque()
+        self._key_sets: dict[tuple[int | None, int | None], int] = {}
+        self._asked = False
 
     def __enter__(self) -> _Batches:
         return self
@@ -172,9 +197,26 @@ class _Batches:
     def __exit__(self, *exc_info: object) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._processes is not None:
+            self._processes.shutdown(wait=True, cancel_futures=True)
 
     def check(self, batch: list[_Check], *, more: bool) -> None:
         """Check ``batch``; ``more``: another batch follows in this pass."""
+        if more and not self._asked:
+            self._asked = True  # once a pass, at its second batch
+            self._processes = _process_pool()
+        if self._processes is not None:
+            sent = False
+            try:
+                self._send(batch)
+                sent = True
+                while self._sent and (not more or len(self._sent) > 2 * _PROCESSES):
+                    self._receive()
+                return
+            except BrokenProcessPool as broken:
+                self._abandon_processes(broken)
+                if sent:
+                    return
         if self._pool is None and (not more or _THREADS < 2):
             self._conclude(batch, _problems(batch, self._trust))
             return
@@ -190,6 +232,61 @@ class _Batches:
             self._finish(self._verifying)
             self._verifying = None
 
+    def _send(self, batch: list[_Check]) -> None:
+        """Hand a batch to the worker processes: its envelopes, stored statements and the keys
+        that may have signed each (a Sigstore bundle is checked here, as it needs the trusted
+        root and the signer's identity)."""
+        rechecks, key_sets = [], {}
+        for check in batch:
+            attestation = check.attestation
+            if attestation.format == AttestationFormat.SIGSTORE:
+                check.parse(self._trust)
+                continue
+            cache_key = (attestation.signing_key_id, attestation.signer_id)
+            number = self._key_sets.setdefault(cache_key, len(self._key_sets))
+            if number not in key_sets:
+                key_sets[number] = self._trust.public_keys(attestation)
+            rechecks.append(
+                Recheck(
+                    str(attestation.format),
+                    check.envelope,
+                    attestation.envelope_digest,
+                    check.stored_text,
+                    number,
+                )
+            )
+        assert self._processes is not None  # noqa: S101  (check() made it)
+        future = self._processes.submit(
+            recheck_batch, rechecks, key_sets, settings.ATTESTATION_MAX_BYTES
+        )
+        self._sent.append((batch, future))
+
+    def _receive(self) -> None:
+        """Conclude the oldest batch sent, in row order: what the workers found, then what
+        today's trust says of its signers."""
+        batch, future = self._sent[0]
+        found = iter(future.result())
+        self._sent.popleft()
+        problems = []
+        for check in batch:
+            if check.attestation.format == AttestationFormat.SIGSTORE:
+                problems.append(check.conclusion(self._trust))
+                continue
+            problem = next(found)
+            problems.append(problem or _trusted_today(check.attestation, self._trust))
+        self._conclude(batch, problems)
+
+    def _abandon_processes(self, broken: BrokenProcessPool) -> None:
+        """The worker processes died (killed, out of memory, or unable to start): check what
+        was sent to them here instead, in order, and the rest of the pass on threads."""
+        logger.warning("re-verification continues without worker processes: %s", broken)
+        assert self._processes is not None  # noqa: S101  (only a pool can break)
+        self._processes.shutdown(wait=False, cancel_futures=True)
+        self._processes = None
+        while self._sent:
+            pending, _ = self._sent.popleft()
+            self._conclude(pending, _problems(pending, self._trust))
+
     def _finish(self, verifications: _Verifications) -> None:
         verifications.finish()
         checks = verifications.checks
@@ -200,6 +297,18 @@ class _Batches:
             self._report.outcomes.append(
                 Outcome(attestation=check.attestation, ok=not problem, problem=problem)
             )
+
+
+def _process_pool() -> ProcessPoolExecutor | None:
+    """Worker processes for a long pass; None where there cannot be any (one core, or this
+    is itself a daemonic worker process, as Celery's are): the pass then uses threads."""
+    if _PROCESSES < 2 or multiprocessing.current_process().daemon:
+        return None
+    # A fork server: workers start from a clean process that imported only the checks, not
+    # from a copy of this one (its database connection, its threads' locks).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["provenance.attestation_verify.rechecks"])
+    return ProcessPoolExecutor(_PROCESSES, mp_context=context)
 
 
 class _Verifications:
@@ -229,7 +338,7 @@ class _Verifications:
 
 def attestation_problem(attestation: Attestation) -> str:
     """Why ``attestation`` does not verify today, or "" when it does."""
-    check = _Check(attestation, bytes(attestation.envelope), attestation.statement)
+    check = _Check(attestation, bytes(attestation.envelope), _json_text(attestation.statement))
     return _problems([check], _Trust())[0]
 
 
@@ -249,12 +358,12 @@ def _problems(checks: list[_Check], trust: _Trust) -> list[str]:
 class _Check:
     """One attestation's re-verification, step by step, from its stored bytes and statement."""
 
-    __slots__ = ("attestation", "envelope", "keys", "parsed", "problem", "signed", "stored")
+    __slots__ = ("attestation", "envelope", "keys", "parsed", "problem", "signed", "stored_text")
 
-    def __init__(self, attestation: Attestation, envelope: bytes, stored: Any) -> None:
+    def __init__(self, attestation: Attestation, envelope: bytes, stored_text: str | None) -> None:
         self.attestation = attestation
         self.envelope = envelope
-        self.stored = stored  # the statement column
+        self.stored_text = stored_text  # the statement column, as JSON text
         self.parsed: ParsedEnvelope | None = None
         self.keys: TrustedKeys | None = None  # what may have signed it, loaded with the parse
         self.signed: Any = None  # what the stored bytes sign; None: not this row's bytes
@@ -297,15 +406,21 @@ class _Check:
         attestation = self.attestation
         if self.problem:
             return self.problem
-        if self.signed != self.stored:
-            return "the stored statement differs from the signed bytes"
-        signer = trust.signer(attestation)
-        if signer is not None:
-            if not signer.active:
-                return f"signer {signer.name!r} is no longer trusted"
-            if attestation.predicate_type not in signer.predicate_types:
-                return f"signer {signer.name!r} may no longer sign this predicate type"
-        return ""
+        stored = None if self.stored_text is None else json.loads(self.stored_text)
+        if self.signed != stored:
+            return STATEMENT_DIFFERS
+        return _trusted_today(attestation, trust)
+
+
+def _trusted_today(attestation: Attestation, trust: _Trust) -> str:
+    """Why the signer of a verified attestation does not vouch for it today, or ""."""
+    signer = trust.signer(attestation)
+    if signer is not None:
+        if not signer.active:
+            return f"signer {signer.name!r} is no longer trusted"
+        if attestation.predicate_type not in signer.predicate_types:
+            return f"signer {signer.name!r} may no longer sign this predicate type"
+    return ""
 
 
 class _Trust:
@@ -340,10 +455,10 @@ class _Trust:
         signer's key while that signer is a key signer; loaded once per pass."""
         cache_key = (attestation.signing_key_id, attestation.signer_id)
         if cache_key not in self._loaded:
-            self._loaded[cache_key] = TrustedKeys(self._public_keys(attestation))
+            self._loaded[cache_key] = TrustedKeys(self.public_keys(attestation))
         return self._loaded[cache_key]
 
-    def _public_keys(self, attestation: Attestation) -> Mapping[str, Mapping[str, Any]]:
+    def public_keys(self, attestation: Attestation) -> Mapping[str, Mapping[str, Any]]:
         key = self.signing_key(attestation)
         if key is not None:
             return {key.key_id: key.public_key}

@@ -113,9 +113,14 @@ def test_the_worker_retries_while_mlflow_is_down_and_completes_when_it_is_back(
             what="a failed attempt while MLflow is down",
         )
         assert not RegisteredModel.objects.exists()  # nothing half-written
-        server = start_mlflow_server(tmp_path / "mlflow", port)
-        client = MlflowClient(uri, uri)
-        client.create_registered_model("after-outage")
+        # The model is in MLflow's store before the server answers: created through the
+        # server, it raced the retry, which could find MLflow back but still empty, succeed
+        # with nothing to do, and leave the model to no one.
+        store = tmp_path / "mlflow"
+        store.mkdir()
+        offline = f"sqlite:///{store / 'mlflow.db'}"
+        MlflowClient(offline, offline).create_registered_model("after-outage")
+        server = start_mlflow_server(store, port)
         wait_for(
             lambda: RegisteredModel.objects.filter(name="after-outage").exists(),
             timeout=300,

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import io
 import json
+import multiprocessing
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 from securesystemslib.dsse import Envelope
 
@@ -256,6 +261,7 @@ def pools(monkeypatch: pytest.MonkeyPatch) -> list[ThreadPoolExecutor]:
 
     monkeypatch.setattr(reverification, "ThreadPoolExecutor", Recorded)
     monkeypatch.setattr(reverification, "_THREADS", 2)
+    monkeypatch.setattr(reverification, "_PROCESSES", 1)  # threads, not worker processes
     return started
 
 
@@ -340,3 +346,137 @@ def test_a_pass_of_one_batch_starts_no_threads(
     monkeypatch.setattr(reverification, "_BATCH", len(rows) - 1)
     attestations_reverify(attestations=Attestation.objects.all(), actor=ACTOR)
     assert len(pools) == 1
+
+
+# --------------------------------------------------------------------------
+# Worker processes, in a pass of more than one batch where there are cores for them
+# --------------------------------------------------------------------------
+
+
+def test_worker_processes_find_what_one_thread_finds_in_the_same_order(
+    rows: dict[str, Attestation], small_batches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _signed_by_an_untrusted_key(_evaluation(_signer("replaced"), "untrusted"))
+    for n in range(3):
+        _evaluation(_signer(f"valid {n}"), f"valid {n}")
+    assert Attestation.objects.count() > 3 * reverification._BATCH
+    started: list[Any] = []
+    real_pool = reverification._process_pool
+
+    def recorded() -> Any:
+        pool = real_pool()
+        started.append(pool)
+        return pool
+
+    monkeypatch.setattr(reverification, "_process_pool", recorded)
+
+    def outcomes() -> list[tuple[int, bool, str]]:
+        report = attestations_reverify(attestations=Attestation.objects.all(), actor=ACTOR)
+        return [(o.attestation.pk, o.ok, o.problem) for o in report.outcomes]
+
+    monkeypatch.setattr(reverification, "_THREADS", 1)
+    monkeypatch.setattr(reverification, "_PROCESSES", 1)
+    alone = outcomes()
+    monkeypatch.setattr(reverification, "_PROCESSES", 2)
+    in_processes = outcomes()
+
+    assert [type(pool).__name__ for pool in started] == ["NoneType", "ProcessPoolExecutor"]
+    assert in_processes == alone
+    problems = {_summary(problem).partition(":")[0] for _pk, _ok, problem in in_processes}
+    assert set(PROBLEMS.values()) | {"untrusted_signer"} <= problems
+
+
+def test_a_daemonic_process_uses_threads_not_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery's prefork workers are daemonic: they may not start processes of their own."""
+    monkeypatch.setattr(reverification, "_PROCESSES", 2)
+    monkeypatch.setattr(multiprocessing, "current_process", lambda: SimpleNamespace(daemon=True))
+
+    assert reverification._process_pool() is None
+
+
+# --------------------------------------------------------------------------
+# manage.py reverify_attestations
+# --------------------------------------------------------------------------
+
+
+def _command(*args: str) -> tuple[str, str | None]:
+    out = io.StringIO()
+    try:
+        call_command("reverify_attestations", *args, stdout=out)
+    except CommandError as refused:
+        return out.getvalue(), str(refused)
+    return out.getvalue(), None
+
+
+def test_the_command_lists_what_does_not_verify_and_fails(rows: dict[str, Attestation]) -> None:
+    out, error = _command()
+
+    failing = [label for label, problem in PROBLEMS.items() if problem]
+    assert error == f"{len(failing)} of {len(rows)} attestations do NOT verify"
+    for label in failing:
+        assert f"FAIL sha256:{rows[label].envelope_digest} " in out
+    assert rows["untouched"].envelope_digest not in out
+    assert Attestation.objects.get(pk=rows["distrusted"].pk).verification_status == "failed"
+
+
+def test_the_command_narrows_to_a_signer_or_a_predicate_type(
+    rows: dict[str, Attestation],
+) -> None:
+    untouched = rows["untouched"].verified_at
+    assert _command("--signer", "registry") == ("OK: 1 attestations verify\n", None)
+    out, error = _command("--signer", "distrusted")
+    assert error == "1 of 1 attestations do NOT verify"
+    assert "is no longer trusted" in out
+    assert _command("--predicate-type", "https://example.org/none")[0] == (
+        "OK: 0 attestations verify\n"
+    )
+    # Nothing outside the narrowing was checked (or rewritten).
+    assert Attestation.objects.get(pk=rows["untouched"].pk).verified_at == untouched
+
+
+class _BrokenPool:
+    """Worker processes that die: at once (``at_submit``) or with work in hand."""
+
+    def __init__(self, *, at_submit: bool, after: int = 0) -> None:
+        self.at_submit, self.after, self.submitted = at_submit, after, 0
+
+    def submit(self, work: Any, *args: Any) -> Future[list[str]]:
+        self.submitted += 1
+        if self.at_submit and self.submitted > self.after:
+            raise BrokenProcessPool("a worker process died")
+        future: Future[list[str]] = Future()
+        if self.submitted > self.after:
+            future.set_exception(BrokenProcessPool("a worker process died"))
+        else:
+            future.set_result(work(*args))
+        return future
+
+    def shutdown(self, **kwargs: Any) -> None:
+        pass
+
+
+@pytest.mark.usefixtures("rows", "small_batches")
+@pytest.mark.parametrize(
+    ("at_submit", "after"), [(True, 0), (True, 2), (False, 0), (False, 1)], ids=str
+)
+def test_when_the_worker_processes_die_the_pass_finishes_without_them(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    at_submit: bool,
+    after: int,
+) -> None:
+    def outcomes() -> list[tuple[int, bool, str]]:
+        report = attestations_reverify(attestations=Attestation.objects.all(), actor=ACTOR)
+        return [(o.attestation.pk, o.ok, o.problem) for o in report.outcomes]
+
+    monkeypatch.setattr(reverification, "_PROCESSES", 1)
+    alone = outcomes()
+    monkeypatch.setattr(reverification, "_PROCESSES", 2)
+    broken = _BrokenPool(at_submit=at_submit, after=after)
+    monkeypatch.setattr(reverification, "_process_pool", lambda: broken)
+
+    assert outcomes() == alone
+    # Given up at the first failure seen: a refused submission is seen at once; a death with
+    # work in hand when the first batch sent is collected, after the others went out.
+    assert broken.submitted == (after + 1 if at_submit else 4)
+    assert "continues without worker processes" in caplog.text
