@@ -12,6 +12,7 @@ from django.conf import settings
 from provenance.attestation_verify import (
     AttestationRejected,
     RejectionCode,
+    SigstoreResult,
     verify_sigstore_bundle,
 )
 from provenance.models import Artifact, ModelManifest, SignerKind, TrustedSigner
@@ -20,6 +21,21 @@ from provenance.services.attestation_reads import MeasuredDigest
 
 def _reject(code: RejectionCode, detail: str) -> AttestationRejected:
     return AttestationRejected(code, detail)
+
+
+def sigstore_verified_as(
+    signer: TrustedSigner, raw: bytes, *, root: str, max_bytes: int
+) -> SigstoreResult:
+    """``raw``, a Sigstore bundle, verified offline against the trusted root at ``root`` as
+    signed by ``signer``'s identity and issuer; raises AttestationRejected."""
+    return verify_sigstore_bundle(
+        raw,
+        artifact=None,
+        trusted_root_path=Path(root),
+        identity=signer.identity,
+        issuer=signer.issuer,
+        max_bytes=max_bytes,
+    )
 
 
 def _verified_sigstore(raw: bytes) -> tuple[dict[str, Any], str, TrustedSigner]:
@@ -35,13 +51,8 @@ def _verified_sigstore(raw: bytes) -> tuple[dict[str, Any], str, TrustedSigner]:
     last: AttestationRejected | None = None
     for signer in signers:
         try:
-            result = verify_sigstore_bundle(
-                raw,
-                artifact=None,
-                trusted_root_path=Path(root),
-                identity=signer.identity,
-                issuer=signer.issuer,
-                max_bytes=settings.ATTESTATION_MAX_BYTES,
+            result = sigstore_verified_as(
+                signer, raw, root=root, max_bytes=settings.ATTESTATION_MAX_BYTES
             )
         except AttestationRejected as rejected:
             if rejected.code != RejectionCode.IDENTITY_MISMATCH:

@@ -21,7 +21,6 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -37,7 +36,6 @@ from provenance.attestation_verify import (
     parse_envelope,
     parse_key_bundle,
     verify_envelope,
-    verify_sigstore_bundle,
 )
 from provenance.attestation_verify.rechecks import STATEMENT_DIFFERS, Recheck, recheck_batch
 from provenance.log_format import Actor, Event
@@ -49,6 +47,7 @@ from provenance.models import (
     TrustedSigner,
     VerificationStatus,
 )
+from provenance.services.attestation_checks import sigstore_verified_as
 from provenance.services.log import log_append_many
 
 logger = logging.getLogger(__name__)
@@ -472,15 +471,7 @@ def _sigstore_statement(signer: TrustedSigner | None, raw: bytes, limit: int) ->
     root = settings.SIGSTORE_TRUSTED_ROOT
     if signer is None or not root:
         return None
-    result = verify_sigstore_bundle(
-        raw,
-        artifact=None,
-        trusted_root_path=Path(root),
-        identity=signer.identity,
-        issuer=signer.issuer,
-        max_bytes=limit,
-    )
-    return result.statement
+    return sigstore_verified_as(signer, raw, root=root, max_bytes=limit).statement
 
 
 _VERIFIED, _FAILED = str(VerificationStatus.VERIFIED), str(VerificationStatus.FAILED)
