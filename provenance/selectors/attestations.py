@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from config.errors import NotFound
 from provenance.models import Attestation, AttestationSubject, LineageNode, TrustedSigner
 from provenance.predicates import PREDICATE_VERIFICATION
 from provenance.selectors.lineage import MAX_DEPTH, lineage_graph
@@ -31,11 +32,14 @@ def attestations_filtered(
     *, signer: str | None = None, predicate_type: str | None = None
 ) -> QuerySet[Attestation]:
     """Every attestation, or those of one trusted signer (``registry``: those the registry
-    signed itself) or one predicate type: what an operator re-verifies in bulk."""
+    signed itself) or one predicate type: what an operator re-verifies in bulk. A signer the
+    registry has never trusted is NotFound (a misspelt name must not read as "none fail")."""
     attestations = Attestation.objects.all()
     if signer == REGISTRY_SIGNER:
         attestations = attestations.filter(signer__isnull=True)
     elif signer is not None:
+        if not TrustedSigner.objects.filter(name=signer).exists():
+            raise NotFound(f"no trusted signer {signer!r}", code="signer_not_found")
         attestations = attestations.filter(signer__name=signer)
     if predicate_type is not None:
         attestations = attestations.filter(predicate_type=predicate_type)

@@ -480,3 +480,13 @@ def test_when_the_worker_processes_die_the_pass_finishes_without_them(
     # work in hand when the first batch sent is collected, after the others went out.
     assert broken.submitted == (after + 1 if at_submit else 4)
     assert "continues without worker processes" in caplog.text
+
+
+def test_the_command_refuses_a_signer_it_has_never_trusted(rows: dict[str, Attestation]) -> None:
+    checked = {a.pk: a.verified_at for a in Attestation.objects.all()}
+
+    out, error = _command("--signer", "pipelin")
+
+    assert error == "no trusted signer 'pipelin'"
+    assert out == ""
+    assert {a.pk: a.verified_at for a in Attestation.objects.all()} == checked  # none checked

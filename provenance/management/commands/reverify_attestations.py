@@ -5,7 +5,8 @@ one signer, or one predicate type) is re-verified from its stored bytes against 
 its outcome recorded and each change of outcome logged. A long pass uses every core
 (docs/attestations.md).
 
-Exit code 0 when every attestation checked verifies; 1 listing those that do not.
+Exit code 0 when every attestation checked verifies; 1 listing those that do not, or naming a
+signer the registry has never trusted.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.errors import DomainError
 from provenance import selectors
 from provenance.log_format import Actor
 from provenance.services import attestations_reverify
@@ -30,9 +32,12 @@ class Command(BaseCommand):
         parser.add_argument("--predicate-type", help="only attestations of this predicate type")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        attestations = selectors.attestations_filtered(
-            signer=options["signer"], predicate_type=options["predicate_type"]
-        )
+        try:
+            attestations = selectors.attestations_filtered(
+                signer=options["signer"], predicate_type=options["predicate_type"]
+            )
+        except DomainError as refused:
+            raise CommandError(refused.detail) from None
         report = attestations_reverify(
             attestations=attestations, actor=Actor.system("manage.py reverify_attestations")
         )
