@@ -1,4 +1,4 @@
-"""What an API token may do, and how often tokens and anonymous callers may call.
+"""What an API token may do (how often it may call: compliance/throttles.py).
 
 Scopes. A view declares the scope its writes need::
 
@@ -10,22 +10,14 @@ scope (or ``required_scope = None``) is refused to every token: a new write endp
 machines until someone decides which scope opens it. People signed in through the browser are
 not limited by scopes; their roles decide. ``HasTokenScope`` is in DRF's default permission
 classes; a view that sets its own ``permission_classes`` must list it again.
-
-Throttling. Anonymous callers are limited per client address (``anon`` rate), token callers per
-token (``token`` rate); signed-in people are not limited. The rates are read from
-``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` on every request, so changing the setting (in a
-test, say) takes effect at once; a rate of None turns that throttle off.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.core.exceptions import ImproperlyConfigured
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
-from rest_framework.settings import api_settings
-from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
 
 from compliance.choices import ApiTokenScope
 from compliance.models import ApiToken
@@ -63,32 +55,3 @@ class HasTokenScope(BasePermission):
             self.message = f"this API token lacks the {needed!r} scope"
             return False
         return True
-
-
-class _RateFromSettings(SimpleRateThrottle):
-    """Reads the rate at each request rather than once at import, as DRF's throttles do."""
-
-    def get_rate(self) -> str | None:
-        rates = api_settings.DEFAULT_THROTTLE_RATES
-        if self.scope not in rates:
-            raise ImproperlyConfigured(f"REST_FRAMEWORK has no throttle rate for {self.scope!r}")
-        rate = rates[self.scope]
-        return None if rate is None else str(rate)
-
-
-class AnonymousRateThrottle(_RateFromSettings, AnonRateThrottle):
-    """Anonymous callers, by client address (``NUM_PROXIES`` says which address to trust)."""
-
-    scope = "anon"
-
-
-class TokenRateThrottle(_RateFromSettings):
-    """Token callers, one bucket per token, keyed by its public prefix."""
-
-    scope = "token"
-
-    def get_cache_key(self, request: Request, view: APIView) -> str | None:
-        token = request.auth
-        if not isinstance(token, ApiToken):
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": token.prefix}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import django_stubs_ext
@@ -379,6 +380,28 @@ API_THROTTLE_TOKEN_RATE = _throttle_rate(
 API_THROTTLE_NUM_PROXIES = _int("API_THROTTLE_NUM_PROXIES", 0 if DEBUG else 1)
 API_TOKEN_MAX_DAYS = _int("API_TOKEN_MAX_DAYS", 90, minimum=1)
 
+# Where the throttles count (compliance/throttles.py): this process's memory by default, so each
+# gunicorn worker counts on its own (``check --deploy`` warns of it in production unless
+# CACHE_URL says so); a Redis URL makes every worker and machine share one count.
+CACHE_URL = _read_secret("CACHE_URL") or ""
+if CACHE_URL and urlsplit(CACHE_URL).scheme not in {"locmem", "redis", "rediss"}:
+    raise ImproperlyConfigured(
+        f"CACHE_URL: scheme {urlsplit(CACHE_URL).scheme!r} is not one of locmem, redis, rediss"
+    )
+CACHES: dict[str, dict[str, Any]]
+if not CACHE_URL.startswith(("redis:", "rediss:")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "config.cache.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "secmlops",
+            # A cache that stops answering delays a request by this much, at most, per call.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "compliance.authentication.ApiTokenAuthentication",
@@ -389,8 +412,8 @@ REST_FRAMEWORK = {
         "compliance.permissions.HasTokenScope",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
-        "compliance.permissions.AnonymousRateThrottle",
-        "compliance.permissions.TokenRateThrottle",
+        "compliance.throttles.AnonymousRateThrottle",
+        "compliance.throttles.TokenRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {"anon": API_THROTTLE_ANON_RATE, "token": API_THROTTLE_TOKEN_RATE},
     "NUM_PROXIES": API_THROTTLE_NUM_PROXIES,

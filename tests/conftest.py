@@ -205,6 +205,25 @@ def superuser(db: None) -> User:
 
 
 @pytest.fixture
+def redis_url() -> str:
+    """A Redis to cache in: CACHE_URL when it names one (CI), else the local server's database 1
+    if it answers; skipped without one, unless REQUIRE_REAL_SERVICES is set."""
+    import os
+    import socket
+
+    configured = os.environ.get("CACHE_URL", "")
+    if configured.startswith(("redis:", "rediss:")):
+        return configured
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        if os.environ.get("REQUIRE_REAL_SERVICES"):
+            pytest.fail("REQUIRE_REAL_SERVICES is set but no Redis answers on 127.0.0.1:6379")
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    return "redis://127.0.0.1:6379/1"
+
+
+@pytest.fixture
 def test_database_env(transactional_db: None) -> dict[str, str]:
     """Environment for a child process (manage.py, a Celery worker) that must see the test
     database; the test must commit what the child is to see, hence ``transactional_db``."""

@@ -59,6 +59,7 @@ def test_production_refuses_to_start_without_a_required_variable(variable: str) 
         ("DATABASE_URL", "mysql://db/registry"),
         ("CELERY_BROKER_URL", "carrier-pigeon://loft"),
         ("MLFLOW_TRACKING_URI", "ftp://mlflow"),
+        ("CACHE_URL", "memcached://cache.internal:11211"),
         ("SECRET_KEY", "short"),
         ("MLFLOW_SYNC_INTERVAL", "soon"),
         ("MLFLOW_SYNC_INTERVAL", "1"),
