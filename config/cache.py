@@ -7,9 +7,9 @@ to a local Redis. A client is safe to share: every command takes a connection fr
 gives it back.
 
 ``count`` is what the API throttles (compliance/throttles.py) do on every request: add one to a
-counter, creating it with an expiry, and read another. Through Django's API that is four round
-trips (``incr`` asks whether the key exists first; ``add`` when it does not; ``get``); here it is
-one pipeline.
+counter, creating it with an expiry, and read another. Through Django's API that is three round
+trips (``incr`` asks whether the key exists first, then ``get``), four on a window's first
+request (``add``); here it is one pipeline.
 """
 
 from __future__ import annotations
