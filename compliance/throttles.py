@@ -20,7 +20,9 @@ A refused request takes its increment back: a caller that keeps retrying while r
 allowed again as soon as its earlier requests age out, and ``Retry-After`` says when.
 
 A cache that does not answer lets requests through (the throttle guards against floods, it
-decides no access) and is logged, at most once a minute per process.
+decides no access) and is logged, at most once a minute per process. For ten seconds after a
+failure the process does not ask it again: a cache host that drops packets would otherwise cost
+every request its connection timeout.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ if TYPE_CHECKING:
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _log = logging.getLogger(__name__)
 _LOG_EVERY = 60.0  # seconds between two reports of a cache that does not answer
-_last_report = {"at": -_LOG_EVERY}
+_ASK_AGAIN_AFTER = 10.0  # seconds a process lets requests through after the cache failed
+_unanswered = {"reported_at": -_LOG_EVERY, "until": -_ASK_AGAIN_AFTER}
+_monotonic = time.monotonic
 
 
 def now() -> float:
@@ -90,10 +94,12 @@ class SlidingWindowThrottle(BaseThrottle):
         if bucket is None:
             return True
         allowed, period = parse_rate(rate)
+        if _monotonic() < _unanswered["until"]:
+            return True
         try:
             return self._allow(f"throttle:{self.scope}:{bucket}", allowed, period)
         except (RedisError, OSError) as exc:
-            _report_unanswered(exc)
+            _unanswered_by_cache(exc)
             return True
 
     def _allow(self, prefix: str, allowed: int, period: int) -> bool:
@@ -129,10 +135,11 @@ def _take_back(key: str) -> None:
         cache.decr(key)
 
 
-def _report_unanswered(exc: Exception) -> None:
-    at = time.monotonic()
-    if at - _last_report["at"] >= _LOG_EVERY:
-        _last_report["at"] = at
+def _unanswered_by_cache(exc: Exception) -> None:
+    at = _monotonic()
+    _unanswered["until"] = at + _ASK_AGAIN_AFTER
+    if at - _unanswered["reported_at"] >= _LOG_EVERY:
+        _unanswered["reported_at"] = at
         _log.error("API throttles off: the cache does not answer (%s)", type(exc).__name__)
 
 

@@ -286,6 +286,14 @@ def test_with_the_per_process_cache_each_process_counts_on_its_own() -> None:
     assert first == second == [True] * 5
 
 
+class Monotonic:
+    def __init__(self) -> None:
+        self.at = 1000.0
+
+    def __call__(self) -> float:
+        return self.at
+
+
 def test_a_cache_that_does_not_answer_lets_requests_through_and_is_logged_once(
     settings: Any,
     clock: Clock,
@@ -301,14 +309,28 @@ def test_a_cache_that_does_not_answer_lets_requests_through_and_is_logged_once(
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
-    monkeypatch.setattr(throttles, "_last_report", {"at": -throttles._LOG_EVERY})
+    monotonic = Monotonic()
+    monkeypatch.setattr(throttles, "_monotonic", monotonic)
+    monkeypatch.setattr(throttles, "_unanswered", {"reported_at": -1e9, "until": -1e9})
+    asked: list[str] = []
+    count = throttles._count
+
+    def counting(key: str, **kwargs: Any) -> tuple[int, int]:
+        asked.append(key)
+        return count(key, **kwargs)
+
+    monkeypatch.setattr(throttles, "_count", counting)
     caller = fresh_token()
 
-    answers = [ask(caller)[0] for _ in range(3)]
+    first = [ask(caller)[0] for _ in range(3)]
+    monotonic.at += throttles._ASK_AGAIN_AFTER + 1
+    later = ask(caller)[0]
 
-    assert answers == [True, True, True]
+    assert first == [True, True, True]
+    assert later is True
+    assert len(asked) == 2  # the first request, and the first after ten seconds
     reports = [r for r in caplog.records if r.name == "compliance.throttles"]
-    assert len(reports) == 1
+    assert len(reports) == 1  # the second failure came within the minute
     message = "API throttles off: the cache does not answer (ConnectionError)"
     assert reports[0].getMessage() == message
 
