@@ -395,7 +395,7 @@ def run() -> None:
     downstream = [f"/api/v1/lineage?node=dataset:{k}&direction=downstream&depth=10" for k in raws]
     impact = [f"/api/v1/lineage/impact?node=dataset:{k}" for k in raws]
     database_url = os.environ["DATABASE_URL"]
-    others = ["/api/v1/models?limit=50", "/api/v1/attestations?limit=50", "/api/v1/roles"]
+    others = ["/api/v1/models?page_size=50", "/api/v1/attestations?page_size=50", "/api/v1/roles"]
     print(f"gunicorn {' '.join(GUNICORN_OPTIONS)} on {os.cpu_count()} cores")
     with _gunicorn(database_url) as port:
         # Warm every worker on every endpoint timed (each worker imports and connects lazily).

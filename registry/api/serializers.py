@@ -19,8 +19,9 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.reverse import reverse
 
-from provenance.models import Attestation, LineageEdge, LineageNode
+from provenance.models import Attestation, AttestationSubject, LineageEdge, LineageNode
 from registry.models import AliasHistory, Dataset, ModelAlias, ModelVersion, RegisteredModel, Run
+from registry.visible_selectors import subjects_of
 
 
 class DigestField(serializers.CharField):
@@ -279,6 +280,13 @@ class SubjectOutput(serializers.Serializer[Any]):
     kind = serializers.CharField(source="artifact.kind")
 
 
+class _AttestationSubjects(serializers.ListSerializer):  # type: ignore[type-arg]
+    """An attestation's subjects, as ``subjects_of`` gives them: the rows read with the page."""
+
+    def get_attribute(self, instance: Attestation) -> list[AttestationSubject]:
+        return subjects_of(instance)
+
+
 @extend_schema_serializer(component_name="Attestation")
 class AttestationOutput(AttestationRefOutput):
     """Declared field by field as usual (the schema, and the detail's fields, come from the
@@ -292,7 +300,7 @@ class AttestationOutput(AttestationRefOutput):
     )
     received_at = serializers.DateTimeField()
     verified_at = serializers.DateTimeField(allow_null=True)
-    subjects = SubjectOutput(many=True, source="subjects.all")
+    subjects = _AttestationSubjects(child=SubjectOutput())
 
     def to_representation(self, instance: Attestation) -> dict[str, Any]:
         if type(self) is not AttestationOutput:  # a subclass declares more: DRF writes it
@@ -317,7 +325,7 @@ class AttestationOutput(AttestationRefOutput):
                     "digest": f"sha256:{subject.artifact.digest}",
                     "kind": str(subject.artifact.kind),
                 }
-                for subject in instance.subjects.all()
+                for subject in subjects_of(instance)
             ],
         }
 
