@@ -32,7 +32,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
 from rest_framework.request import Request
@@ -51,6 +51,7 @@ _LOG_EVERY = 60.0  # seconds between two reports of a cache that does not answer
 _ASK_AGAIN_AFTER = 10.0  # seconds a process lets requests through after the cache failed
 _unanswered = {"reported_at": -_LOG_EVERY, "until": -_ASK_AGAIN_AFTER}
 _monotonic = time.monotonic
+_AT_LEAST = 0.001  # seconds: a refusal never says "retry now"
 
 
 def now() -> float:
@@ -132,7 +133,7 @@ def _count(key: str, *, timeout: int, other: str) -> tuple[int, int]:
 
 def _take_back(key: str) -> None:
     with contextlib.suppress(ValueError):  # expired meanwhile: nothing to take back
-        cache.decr(key)
+        caches[DEFAULT_CACHE_ALIAS].decr(key)
 
 
 def _unanswered_by_cache(exc: Exception) -> None:
@@ -153,9 +154,6 @@ def _wait(allowed: int, period: int, into: float, previous: int, current: int) -
     # this window is full: once it has ended it weighs as the last window does now
     covered = (allowed - 1) / current
     return (period - into) + (1 - covered) * period
-
-
-_AT_LEAST = 0.001  # a refusal never says "retry now"
 
 
 class AnonymousRateThrottle(SlidingWindowThrottle):

@@ -78,7 +78,10 @@ def _required(name: str, value: str | None, embedded_default: str) -> str:
 
 
 def _url(name: str, default: str, schemes: set[str]) -> str:
-    value = _required(name, _read_secret(name), default)
+    return _scheme_checked(name, _required(name, _read_secret(name), default), schemes)
+
+
+def _scheme_checked(name: str, value: str, schemes: set[str]) -> str:
     scheme = urlsplit(value).scheme
     if scheme not in schemes:
         allowed = ", ".join(sorted(schemes))
@@ -384,10 +387,8 @@ API_TOKEN_MAX_DAYS = _int("API_TOKEN_MAX_DAYS", 90, minimum=1)
 # gunicorn worker counts on its own (``check --deploy`` warns of it in production unless
 # CACHE_URL says so); a Redis URL makes every worker and machine share one count.
 CACHE_URL = _read_secret("CACHE_URL") or ""
-if CACHE_URL and urlsplit(CACHE_URL).scheme not in {"locmem", "redis", "rediss"}:
-    raise ImproperlyConfigured(
-        f"CACHE_URL: scheme {urlsplit(CACHE_URL).scheme!r} is not one of locmem, redis, rediss"
-    )
+if CACHE_URL:
+    _scheme_checked("CACHE_URL", CACHE_URL, {"locmem", "redis", "rediss"})
 CACHES: dict[str, dict[str, Any]]
 if not CACHE_URL.startswith(("redis:", "rediss:")):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -331,7 +331,7 @@ def _attestations(attestations: QuerySet[Attestation]) -> QuerySet[Attestation]:
         .prefetch_related(
             Prefetch(
                 "subjects",
-                queryset=AttestationSubject.objects.select_related("artifact").order_by("pk"),
+                queryset=_subjects_in_order(),
                 to_attr=SUBJECT_ROWS,
             )
         )
@@ -344,8 +344,12 @@ def subjects_of(attestation: Attestation) -> list[AttestationSubject]:
     else a query."""
     rows: list[AttestationSubject] | None = attestation.__dict__.get(SUBJECT_ROWS)
     if rows is None:
-        return list(attestation.subjects.select_related("artifact").order_by("pk"))
+        return list(_subjects_in_order().filter(attestation=attestation))
     return rows
+
+
+def _subjects_in_order() -> QuerySet[AttestationSubject]:
+    return AttestationSubject.objects.select_related("artifact").order_by("pk")
 
 
 def _attestations_seen(
