@@ -9,12 +9,20 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, JsonResponse
+from django.core.exceptions import (
+    BadRequest,
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+)
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
+
+from config.middleware import current_request_id
 
 
 class DomainError(Exception):
@@ -75,6 +83,20 @@ def api_not_found(request: HttpRequest, unmatched: str = "") -> JsonResponse:
     return error_json(NotFound("there is nothing at this address", code="not_found"))
 
 
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 page, but for a path under ``/api/`` the API's format: a client reading
+    JSON gets JSON, with the request id that ties it to the server's log."""
+    if not request.path.startswith("/api/"):
+        return defaults.server_error(request)
+    return JsonResponse(
+        error_body(
+            "server_error",
+            f"the server failed to answer (request {current_request_id()}); the error is logged",
+        ),
+        status=500,
+    )
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.detail), status=exc.status)
@@ -84,6 +106,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = drf_exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        return Response(error_body("request_too_large", str(exc)), status=413)
+    elif isinstance(exc, SuspiciousOperation | BadRequest):
+        # Django's refusals of a request's shape (too many fields or files, say): the
+        # client's error, in the API's format rather than Django's HTML page.
+        return Response(error_body("bad_request", str(exc) or "bad request"), status=400)
     response = drf_default_handler(exc, context)
     if response is None:
         return None

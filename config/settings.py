@@ -412,6 +412,11 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "compliance.permissions.HasTokenScope",
     ],
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": [
         "compliance.throttles.AnonymousRateThrottle",
         "compliance.throttles.TokenRateThrottle",
