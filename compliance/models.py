@@ -414,6 +414,16 @@ class EvidenceBundle(models.Model):
     def __str__(self) -> str:
         return f"evidence #{self.pk} ({self.scope})"
 
+    @property
+    def model_name(self) -> str | None:
+        """The registered model the bundle covers (a version's for a model_version bundle);
+        None for the inventory."""
+        if self.registered_model is not None:
+            return self.registered_model.name
+        if self.version is not None:
+            return self.version.registered_model.name
+        return None
+
 
 class AuditorGrant(models.Model):
     """Read-only access for an external auditor to chosen bundles, until ``expires_at``.

@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 from compliance.api import schema  # noqa: F401  (registers the Bearer scheme with drf-spectacular)
 from compliance.choices import EvidenceScope, EvidenceStatus
 from compliance.evidence import build, selectors, services
+from compliance.evidence.downloads import evidence_file_response
 from compliance.models import EvidenceBundle
 from config.errors import NotFound
 from config.pagination import Cursor
@@ -175,11 +176,4 @@ class EvidenceDownloadApi(APIView):
     )
     def get(self, request: Request, bundle_id: int) -> FileResponse:
         bundle, handle = services.evidence_open(bundle_id=bundle_id, user=_caller(request))
-        response = FileResponse(
-            handle,
-            as_attachment=True,
-            filename=f"evidence-{bundle.pk}.zip",
-            content_type="application/zip",
-        )
-        response["Digest"] = f"sha-256={bundle.sha256}"
-        return response
+        return evidence_file_response(bundle, handle)

@@ -207,7 +207,7 @@ def _bundle_facts(context: _Context) -> Any:
         "id": bundle.pk,
         "scope": bundle.scope,
         "title": title_of(bundle),
-        "model": bundle.registered_model.name if bundle.registered_model else None,
+        "model": bundle.model_name,
         "version": bundle.version.version if bundle.version else None,
         "period_start": format_time(bundle.period_start) if bundle.period_start else None,
         "period_end": format_time(bundle.period_end) if bundle.period_end else None,

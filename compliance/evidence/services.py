@@ -28,12 +28,14 @@ from compliance.evidence import build
 from compliance.evidence.selectors import bundles_visible, may_request
 from compliance.models import AuditorGrant, EvidenceBundle
 from compliance.selectors import actor_for
+from config.access import visibility_for
 from config.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from provenance.log_format import Actor, Event
 from provenance.models import Checkpoint
 from provenance.services import log_append
 from provenance.services.keys import signing_key_ensure
 from provenance.services.log import checkpoint_issue
+from provenance.visibility import Visibility
 from registry.models import ModelVersion, RegisteredModel
 
 logger = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ def _event(bundle: EvidenceBundle, event_type: str, actor: Actor, **extra: Any) 
         object_id=str(bundle.pk),
         after={
             "scope": bundle.scope,
-            "model": bundle.registered_model.name if bundle.registered_model else None,
+            "model": bundle.model_name,
             "version": bundle.version.version if bundle.version else None,
             "period_start": bundle.period_start,
             "period_end": bundle.period_end,
@@ -61,12 +63,16 @@ def _event(bundle: EvidenceBundle, event_type: str, actor: Actor, **extra: Any) 
 
 
 def _scope_args(
+    visibility: Visibility,
+    *,
     scope: str,
     model: str | None,
     version: int | None,
     period_start: datetime | None,
     period_end: datetime | None,
 ) -> tuple[RegisteredModel | None, ModelVersion | None]:
+    """The model and version a bundle covers; a model the caller may not see is "not found",
+    exactly like one that does not exist, and so are its versions."""
     if scope not in EvidenceScope.values:
         raise InvalidInput(
             f"scope must be one of {', '.join(EvidenceScope.values)}", code="invalid_scope"
@@ -77,7 +83,7 @@ def _scope_args(
         if not model:
             raise InvalidInput(f"a {scope} bundle needs a model", code="model_required")
         registered = RegisteredModel.objects.filter(name=model, deleted_at__isnull=True).first()
-        if registered is None:
+        if registered is None or not visibility.sees_model(model):
             raise NotFound(f"no registered model {model!r}", code="model_not_found")
     if scope == EvidenceScope.MODEL_VERSION:
         if version is None:
@@ -114,7 +120,14 @@ def evidence_request(
     period_end: datetime | None = None,
 ) -> EvidenceBundle:
     """Ask for a bundle; a Compliance Officer of the model (a global one for the inventory)."""
-    registered, chosen = _scope_args(scope, model, version, period_start, period_end)
+    registered, chosen = _scope_args(
+        visibility_for(user),
+        scope=scope,
+        model=model,
+        version=version,
+        period_start=period_start,
+        period_end=period_end,
+    )
     target = registered or (chosen.registered_model if chosen else None)
     if not may_request(user=user, registered_model=target):
         raise Forbidden(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from compliance.choices import EvidenceStatus
 from compliance.evidence import build, selectors, services
+from compliance.evidence.downloads import evidence_file_response
 from compliance.evidence.forms import AuditorGrantForm, EvidenceRequestForm
 from compliance.models import EvidenceBundle
 from config.errors import DomainError, NotFound
@@ -95,14 +96,7 @@ def evidence_download(request: HttpRequest, bundle_id: int) -> HttpResponseBase:
             raise Http404(error.detail) from error
         messages.error(request, error.detail)
         return redirect("compliance:evidence-detail", bundle_id=bundle_id)
-    response = FileResponse(
-        handle,
-        as_attachment=True,
-        filename=f"evidence-{bundle.pk}.zip",
-        content_type="application/zip",
-    )
-    response["Digest"] = f"sha-256={bundle.sha256}"
-    return response
+    return evidence_file_response(bundle, handle)
 
 
 @login_required

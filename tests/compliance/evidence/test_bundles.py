@@ -245,10 +245,15 @@ def test_the_management_command_verifies_a_zip(built: bytes, tmp_path: Path) -> 
 def test_only_compliance_officers_ask_for_evidence(
     personas: dict[str, User], fraud: ModelVersion, outsider: User
 ) -> None:
-    for user in (outsider, personas["bob"]):
-        with pytest.raises(Forbidden) as refused:
-            services.evidence_request(user=user, scope="model_version", model="fraud", version=1)
-        assert refused.value.code == "not_compliance_officer"
+    with pytest.raises(Forbidden) as refused:
+        services.evidence_request(
+            user=personas["bob"], scope="model_version", model="fraud", version=1
+        )
+    assert refused.value.code == "not_compliance_officer"
+    # Who may not even see the model is told it does not exist, as for a model that does not.
+    with pytest.raises(NotFound) as unseen:
+        services.evidence_request(user=outsider, scope="model_version", model="fraud", version=1)
+    assert unseen.value.code == "model_not_found"
     assert not EvidenceBundle.objects.exists()
 
 
@@ -374,8 +379,12 @@ def test_a_model_level_officer_sees_only_their_models_bundles(
     client.force_login(officer)
     assert client.get(f"/governance/evidence/{bundle.pk}/").status_code == 404
     assert client.get("/api/v1/evidence").json()["results"] == []
-    with pytest.raises(Forbidden):
-        services.evidence_request(user=officer, scope="model_version", model="fraud", version=1)
+    for version in (1, 99):  # a version that exists answers as one that does not
+        with pytest.raises(NotFound) as unseen:
+            services.evidence_request(
+                user=officer, scope="model_version", model="fraud", version=version
+            )
+        assert unseen.value.code == "model_not_found"
 
 
 # --- the API -------------------------------------------------------------------------------
