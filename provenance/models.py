@@ -290,12 +290,36 @@ class Attestation(models.Model):
         return f"{self.predicate_type} sha256:{self.envelope_digest[:12]}"
 
 
+# A version number in a subject name: ASCII digits that the database's integer column holds
+# ("²" is a digit to str.isdigit, and int() refuses it; ten digits may overflow the column;
+# leading zeros do not count). Other digits are refused at the door (statement checks).
+_VERSION_DIGITS = 9
+
+
+def named_version(subject_name: str) -> tuple[str, int] | None:
+    """The (registered model, version) a subject named ``<model>/<version>`` names; None for
+    any other name."""
+    model, _, number = subject_name.rpartition("/")
+    if not model or not number.isascii() or not number.isdigit():
+        return None
+    if len(number.lstrip("0")) > _VERSION_DIGITS:
+        return None
+    return model, int(number)
+
+
 class AttestationSubject(models.Model):
-    """An artifact an attestation speaks of (its subject, matched by digest)."""
+    """An artifact an attestation speaks of (its subject, matched by digest).
+
+    ``named_model``: for a model's files, the registered model whose version the statement
+    names them as (``<model>/<version>``), "" when it names none. Whoever may not see that
+    model may not see the attestation (registry/visible_selectors.py), even when the same
+    files are also a version they may see.
+    """
 
     attestation = models.ForeignKey(Attestation, on_delete=models.CASCADE, related_name="subjects")
     artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="attestations")
     name = models.CharField(max_length=500, blank=True, default="")
+    named_model = models.CharField(max_length=500, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -303,6 +327,7 @@ class AttestationSubject(models.Model):
                 fields=["attestation", "artifact"], name="attestation_subject_unique"
             ),
         ]
+        indexes = [models.Index(fields=["named_model"], name="attestation_subject_model")]
 
     def __str__(self) -> str:
         return f"{self.name} in {self.attestation_id}"

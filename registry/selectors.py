@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from config.errors import NotFound
 from provenance import selectors as provenance_selectors
@@ -17,8 +18,8 @@ from provenance.models import (
     ModelSignature,
     NodeKind,
     VerificationStatus,
+    named_version,
 )
-from provenance.predicates import PREDICATE_VERIFICATION
 from provenance.selectors.lineage import EdgeRow, GraphRows, NodeRow
 from provenance.selectors.lineage_visible import scoped_node_ids
 from provenance.visibility import Visibility
@@ -105,18 +106,34 @@ def version_hashed(*, name: str, version: int) -> HashedVersion | None:
     )
 
 
-def measured_digest(subject_name: str) -> str | None:
-    """For a subject named ``<model>/<version>``, the model digest the registry measured."""
-    model, _, number = subject_name.rpartition("/")
-    if not model or not number.isdigit():
-        return None
-    return (
-        ModelVersion.objects.filter(
-            registered_model__name=model, version=int(number), model_artifact__isnull=False
-        )
-        .values_list("model_artifact__digest", flat=True)
-        .first()
-    )
+# Versions per query: bounds its conditions (SQLite refuses an expression over 1,000 deep) and
+# its parameters (PostgreSQL takes 65,535).
+_VERSIONS_PER_QUERY = 500
+
+
+def measured_digests(subject_names: Collection[str]) -> dict[str, str]:
+    """For each subject name of the form ``<model>/<version>`` naming a version the registry
+    measured, the model digest it measured: one query per 500 versions named."""
+    names: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for name in subject_names:
+        named = named_version(name)
+        if named is not None:
+            names[named].append(name)
+    versions = sorted(names)
+    found: dict[str, str] = {}
+    for start in range(0, len(versions), _VERSIONS_PER_QUERY):
+        by_model: dict[str, list[int]] = defaultdict(list)
+        for model, number in versions[start : start + _VERSIONS_PER_QUERY]:
+            by_model[model].append(number)
+        condition = Q()
+        for model, numbers in by_model.items():
+            condition |= Q(registered_model__name=model, version__in=numbers)
+        measured = ModelVersion.objects.filter(condition, model_artifact__isnull=False)
+        for model, number, digest in measured.values_list(
+            "registered_model__name", "version", "model_artifact__digest"
+        ):
+            found |= dict.fromkeys(names[(model, number)], digest)
+    return found
 
 
 LINEAGE_DEPTH = 10
@@ -186,29 +203,6 @@ class VersionProvenance:
     lineage: VersionLineage | None
     attestations: list[Attestation]
     last_verification: dict[str, Any] | None
-
-
-def version_provenance(*, version: ModelVersion, visibility: Visibility) -> VersionProvenance:
-    """The version page's provenance, narrowed to what ``visibility`` sees. A fixed number of
-    queries however large the graph: one walk per direction returns its edges and nodes."""
-    name = f"{version.registered_model.name}/{version.version}"
-    digest = version.model_artifact.digest if version.model_artifact else None
-    attestations = (
-        list(
-            provenance_selectors.attestations_about(digests=[digest])
-            .defer("envelope", "statement")
-            .order_by("-received_at")
-        )
-        if digest
-        else []
-    )
-    return VersionProvenance(
-        lineage=version_lineage(name=name, visibility=visibility),
-        attestations=attestations,
-        last_verification=provenance_selectors.latest_registry_statement(
-            subject_name=name, predicate_type=PREDICATE_VERIFICATION
-        ),
-    )
 
 
 def version_lineage(*, name: str, visibility: Visibility) -> VersionLineage | None:

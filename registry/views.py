@@ -73,7 +73,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 def version_detail(request: HttpRequest, name: str, version: int) -> HttpResponse:
     visibility = _visibility(request)
     model_version = _version_or_404(visibility, name, version)
-    provenance = selectors.version_provenance(version=model_version, visibility=visibility)
+    provenance = visible_selectors.version_provenance(version=model_version, visibility=visibility)
     context = {
         "mv": model_version,
         "provenance": provenance,

@@ -30,6 +30,7 @@ from provenance.models import (
     ModelSignature,
     NodeKind,
 )
+from provenance.predicates import PREDICATE_VERIFICATION
 from provenance.selectors.lineage import GraphRows
 from provenance.selectors.lineage_visible import scoped_node_ids
 from provenance.visibility import Visibility
@@ -43,7 +44,7 @@ from registry.models import (
     Run,
     RunInput,
 )
-from registry.selectors import version_get
+from registry.selectors import VersionProvenance, version_get, version_lineage
 
 
 def _fits(model: type[models.Model], field_name: str, value: int) -> bool:
@@ -293,8 +294,8 @@ class ArtifactDetail:
 
 
 def artifact_visible_get(*, visibility: Visibility, digest: str) -> ArtifactDetail:
-    """An artifact by its sha256, with the versions and datasets that are it and every
-    attestation about it (all visible: an attestation about a visible artifact is)."""
+    """An artifact by its sha256, with the versions and datasets that are it one may see, and
+    the attestations about it one may see."""
     scope = provenance_selectors.lineage_scope(visibility)
     artifact = (
         artifacts_visible(visibility=visibility, scope=scope)
@@ -314,7 +315,9 @@ def artifact_visible_get(*, visibility: Visibility, digest: str) -> ArtifactDeta
         ),
         datasets=list(datasets_visible(visibility=visibility).filter(artifact=artifact)),
         attestations=list(
-            _attestations(Attestation.objects.filter(subjects__artifact=artifact)).order_by("-pk")
+            _attestations(
+                _attestations_seen(visibility, scope).filter(subjects__artifact=artifact)
+            ).order_by("-pk")
         ),
     )
 
@@ -355,17 +358,24 @@ def _subjects_in_order() -> QuerySet[AttestationSubject]:
 def _attestations_seen(
     visibility: Visibility, scope: provenance_selectors.LineageScope
 ) -> QuerySet[Attestation]:
+    """The attestations every subject of which one may see: its artifact is visible, and it is
+    not named as a version of a model one may not see. An attestation is signed whole, so it
+    is shown whole or not at all: one about a visible version and an invisible one, or about
+    files a visible version shares with an invisible one's, would tell of the invisible."""
     attestations = Attestation.objects.all()
     if visibility.everything or scope is None:
         return attestations
     seen = artifacts_visible(visibility=visibility, scope=scope)
-    return attestations.filter(
-        pk__in=AttestationSubject.objects.filter(artifact__in=seen).values("attestation_id")
+    unseen = AttestationSubject.objects.filter(
+        ~Q(artifact__in=seen)
+        | (~Q(named_model="") & ~Q(named_model__in=list(visibility.model_names)))
     )
+    return attestations.exclude(pk__in=unseen.values("attestation_id"))
 
 
 def attestations_visible(*, visibility: Visibility) -> QuerySet[Attestation]:
-    """Attestations with a subject one may see; the statement and bytes are not loaded."""
+    """Attestations one may see whole (``_attestations_seen``); the statement and bytes are
+    not loaded."""
     scope = provenance_selectors.lineage_scope(visibility)
     return _attestations(_attestations_seen(visibility, scope))
 
@@ -405,6 +415,31 @@ def attestation_envelope_get(*, visibility: Visibility, envelope_digest: str) ->
     if attestation is None:
         raise NotFound(f"no attestation {envelope_digest}", code="attestation_not_found")
     return attestation
+
+
+def version_provenance(*, version: ModelVersion, visibility: Visibility) -> VersionProvenance:
+    """The version page's provenance, narrowed to what ``visibility`` sees (the attestations
+    about its files too: ``_attestations_seen``). A fixed number of queries however large the
+    graph: one walk per direction returns its edges and nodes."""
+    name = f"{version.registered_model.name}/{version.version}"
+    digest = version.model_artifact.digest if version.model_artifact else None
+    attestations = (
+        list(
+            attestations_visible(visibility=visibility)
+            .filter(subjects__artifact__digest=digest)
+            .distinct()
+            .order_by("-received_at")
+        )
+        if digest
+        else []
+    )
+    return VersionProvenance(
+        lineage=version_lineage(name=name, visibility=visibility),
+        attestations=attestations,
+        last_verification=provenance_selectors.latest_registry_statement(
+            subject_name=name, predicate_type=PREDICATE_VERIFICATION
+        ),
+    )
 
 
 # --- lineage ----------------------------------------------------------------------------

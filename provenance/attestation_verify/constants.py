@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 PAYLOAD_TYPE_IN_TOTO = "application/vnd.in-toto+json"
+# The Sigstore bundle model_signing writes a key-signed model.sig as.
+KEY_BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 STATEMENT_TYPE_V1 = "https://in-toto.io/Statement/v1"
 
 PREDICATE_SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
@@ -16,6 +18,16 @@ REGISTRY_PREDICATE_PREFIX = "https://secmlops.dev/attestation/"
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 """Upload cap, checked before any parsing so a huge body costs nothing but its length."""
+
+MAX_JSON_DEPTH = 64
+"""Nesting of objects and lists in a statement: in-toto predicates need a handful of levels;
+the registry stores, re-encodes and serves statements, and every reader recurses."""
+
+MAX_SUBJECT_NAME_CHARS = 500
+"""A subject's name, as the registry keeps it beside the subject's digest."""
+
+MAX_RUN_ID_CHARS = 600
+"""A provenance's ``invocationId``: it names the run's lineage node."""
 
 MAX_SIGNATURES = 32
 """Each signature may cost one verification per trusted key; bound the work an upload buys."""

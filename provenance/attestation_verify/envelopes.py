@@ -19,6 +19,7 @@ from provenance.attestation_verify.constants import (
     _STANDARD_B64,
     _URLSAFE_B64,
     DEFAULT_MAX_BYTES,
+    KEY_BUNDLE_MEDIA_TYPE,
     MAX_SIGNATURES,
     PAYLOAD_TYPE_IN_TOTO,
 )
@@ -314,11 +315,8 @@ def parse_key_bundle(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Parse
     material = document.get("verificationMaterial")
     if not isinstance(material, dict) or "publicKey" not in material:
         return None
-    envelope = document.get("dsseEnvelope")
-    if not isinstance(envelope, dict):
-        raise AttestationRejected(
-            RejectionCode.MALFORMED_BUNDLE, "a key-signed bundle must hold a dsseEnvelope"
-        )
+    _check_key_bundle(document, material)
+    envelope = document["dsseEnvelope"]
     # Re-encoding the envelope's JSON wrapper is harmless: signatures cover PAE(type, payload),
     # and the payload bytes are decoded from the same base64 text.
     parsed = parse_envelope(json.dumps(envelope).encode(), max_bytes=max_bytes)
@@ -330,3 +328,32 @@ def parse_key_bundle(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Parse
         signatures=parsed.signatures,
         envelope_digest=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def _check_key_bundle(document: Mapping[str, Any], material: Mapping[str, Any]) -> None:
+    """A key-signed bundle is what model_signing writes, and nothing the registry would store
+    without checking: the v0.3 media type, a public-key hint as the only verification
+    material (no transparency log entry nor timestamp, which a key signature does not have
+    and the registry would not verify), and a DSSE envelope."""
+
+    def malformed(detail: str) -> AttestationRejected:
+        return AttestationRejected(RejectionCode.MALFORMED_BUNDLE, f"key-signed bundle: {detail}")
+
+    if document.get("mediaType") != KEY_BUNDLE_MEDIA_TYPE:
+        raise malformed(f"mediaType must be {KEY_BUNDLE_MEDIA_TYPE!r}")
+    extra = sorted(set(document) - {"mediaType", "verificationMaterial", "dsseEnvelope"})
+    if extra:
+        raise malformed(f"unexpected field {_quoted(extra[0])}")
+    if not isinstance(document.get("dsseEnvelope"), dict):
+        raise malformed("it must hold a dsseEnvelope")
+    if not isinstance(material.get("publicKey"), dict):
+        raise malformed("verificationMaterial.publicKey must be an object")
+    extra = sorted(set(material) - {"publicKey", "tlogEntries", "timestampVerificationData"})
+    if extra:
+        raise malformed(f"unexpected verificationMaterial field {_quoted(extra[0])}")
+    for field in ("tlogEntries", "timestampVerificationData"):
+        if material.get(field):
+            raise malformed(
+                f"verificationMaterial.{field} is not empty: a key signature has none, and "
+                "the registry would not verify it"
+            )

@@ -11,6 +11,10 @@ from provenance.attestation_verify.constants import (
     _LOWER_HEX,
     _SHA256_HEX,
     _VERSIONED_PREDICATE_TYPES,
+    MAX_JSON_DEPTH,
+    MAX_RUN_ID_CHARS,
+    MAX_SUBJECT_NAME_CHARS,
+    PREDICATE_MODEL_SIGNING,
     PREDICATE_SLSA_PROVENANCE_V1,
     PREDICATE_TEST_RESULT,
     STATEMENT_TYPE_V1,
@@ -26,6 +30,7 @@ def _check_statement(statement: Any) -> None:
     """
     if not isinstance(statement, Mapping):
         raise _not_a_statement("payload is not a JSON object")
+    _check_storable(statement)
     if statement.get("_type") != STATEMENT_TYPE_V1:
         raise _not_a_statement(
             f"_type is {_quoted(statement.get('_type'))}, expected {STATEMENT_TYPE_V1!r}"
@@ -63,6 +68,12 @@ _READ_FIELDS: dict[str, tuple[tuple[tuple[str, ...], type], ...]] = {
         (("configuration",), list),
         (("metrics",), dict),
     ),
+    PREDICATE_MODEL_SIGNING: (
+        (("resources",), list),
+        (("resources", "*"), dict),
+        (("resources", "*", "name"), str),
+        (("resources", "*", "digest"), str),
+    ),
 }
 
 
@@ -79,6 +90,11 @@ def check_predicate_shape(predicate_type: str, predicate: Mapping[str, Any]) -> 
                     f"field {where} must be {_JSON_TYPE_NAMES[expected]}, not {_json_type(value)}"
                 )
     if predicate_type == PREDICATE_SLSA_PROVENANCE_V1:
+        for where, run_id in _at(predicate, ("runDetails", "metadata", "invocationId")):
+            if len(str(run_id)) > MAX_RUN_ID_CHARS:
+                raise _malformed_predicate(
+                    f"{where} is longer than {MAX_RUN_ID_CHARS} characters (it names a run)"
+                )
         dependencies = ("buildDefinition", "resolvedDependencies", "*", "digest")
         for where, digest in _at(predicate, dependencies):
             for algorithm, value in (digest or {}).items():
@@ -113,6 +129,28 @@ def _at(value: Any, path: tuple[str, ...], where: str = "") -> Iterator[tuple[st
         yield from _at(value[head], rest, f"{where}.{head}" if where else head)
 
 
+def _check_storable(value: Any, depth: int = 1) -> None:
+    """What the database can hold of a statement: no NUL character (U+0000) in any key or
+    string, which neither PostgreSQL's text nor its jsonb accepts, and no nesting deeper than
+    MAX_JSON_DEPTH, which every later reader (the database, a JSON encoder, an auditor's
+    tools) would have to recurse through. The recursion stops at that depth."""
+    if depth > MAX_JSON_DEPTH:
+        raise AttestationRejected(
+            RejectionCode.MALFORMED_JSON,
+            f"payload nests objects and lists deeper than {MAX_JSON_DEPTH} levels",
+        )
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        for text in (key, item):
+            if type(text) is str and "\x00" in text:
+                raise AttestationRejected(
+                    RejectionCode.MALFORMED_JSON,
+                    "payload contains a NUL character (\\u0000), which the registry cannot store",
+                )
+        if isinstance(item, dict | list):
+            _check_storable(item, depth + 1)
+
+
 def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
@@ -125,8 +163,20 @@ def _check_subject(subject: Any, index: int) -> None:
     """``name`` is optional in v1 (unset when not meaningful); ``digest`` is required."""
     if not isinstance(subject, Mapping):
         raise _not_a_statement(f"subject {index} is not a JSON object")
-    if not isinstance(subject.get("name", ""), str):
+    name = subject.get("name", "")
+    if not isinstance(name, str):
         raise _not_a_statement(f"subject {index} name must be a string")
+    if len(name) > MAX_SUBJECT_NAME_CHARS:
+        raise _not_a_statement(
+            f"subject {index} name is longer than {MAX_SUBJECT_NAME_CHARS} characters"
+        )
+    number = name.rpartition("/")[2]
+    if number.isdigit() and not number.isascii():
+        # "fraud/" and a fullwidth one would read as a version of fraud to a person, and is
+        # not one to the registry: a version is named in ASCII digits.
+        raise _not_a_statement(
+            f"subject {index} name ends in digits other than 0-9: a version is <model>/<n>"
+        )
     digest = subject.get("digest")
     if not isinstance(digest, Mapping) or not digest:
         raise _not_a_statement(f"subject {index} digest must be a non-empty object")

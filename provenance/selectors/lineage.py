@@ -255,9 +255,14 @@ def lineage_impact(*, start: Sequence[LineageNode], depth: int = MAX_DEPTH) -> I
         )
         .select_related("upstream", "downstream", "attestation")
         .defer("attestation__envelope", "attestation__statement")
-        .order_by("downstream__key")
+        .order_by("downstream__key", "pk")
     )
-    return Impact(start=list(start), model_versions=list(affected), aliases=list(aliases))
+    # One per alias: the first edge says since when it has pointed at the version (each
+    # observation re-proves it with an edge of its own).
+    first: dict[int, LineageEdge] = {}
+    for edge in aliases:
+        first.setdefault(edge.downstream_id, edge)
+    return Impact(start=list(start), model_versions=list(affected), aliases=list(first.values()))
 
 
 def _check_depth(depth: int) -> None:

@@ -67,6 +67,7 @@ class VisibleLineage:
 
     nodes: frozenset[int]
     artifacts: frozenset[int]
+    model_names: frozenset[str] = frozenset()
 
 
 # None: the caller sees the whole graph.
@@ -110,11 +111,16 @@ def lineage_scope(visibility: Visibility) -> LineageScope:
     models = _model_nodes(visibility.model_names)
     if not models:
         return VisibleLineage(nodes=frozenset(), artifacts=frozenset())
-    rows = _upstream_of(list(models)) + _evaluations_of(list(models))
+    names = sorted(visibility.model_names)
+    rows = _upstream_of(list(models), names) + _evaluations_of(list(models), names)
     nodes = {pk for pk, kind, _ in rows if kind not in MODEL_KINDS} | set(models)
     artifacts = {artifact for pk, _, artifact in rows if pk in nodes and artifact is not None}
     artifacts |= {artifact for artifact in models.values() if artifact is not None}
-    return VisibleLineage(nodes=frozenset(nodes), artifacts=frozenset(artifacts))
+    return VisibleLineage(
+        nodes=frozenset(nodes),
+        artifacts=frozenset(artifacts),
+        model_names=visibility.model_names,
+    )
 
 
 def scoped_node_resolve(ref: str, *, scope: LineageScope) -> list[LineageNode]:
@@ -229,6 +235,7 @@ def scoped_impact(*, start: Start, depth: int = MAX_DEPTH, scope: LineageScope) 
         )
     if scope is not None:
         aliases = [alias for alias in aliases if alias.alias.id in scope.nodes]
+    aliases = _first_per_alias(aliases)
     return ImpactReport(
         start=[nodes[pk] for pk in ids if pk in nodes],
         versions=versions,
@@ -236,6 +243,19 @@ def scoped_impact(*, start: Start, depth: int = MAX_DEPTH, scope: LineageScope) 
         proofs=dict(proofs),
         aliases=aliases,
     )
+
+
+def _first_per_alias(aliases: list[AliasRow]) -> list[AliasRow]:
+    """One row per alias: each observation of a version re-proves the aliases on it with an
+    edge of its own, and the first (the lowest id: the moment the alias came to the version)
+    says since when it has pointed there. ``aliases`` come by alias, then edge id."""
+    seen: set[int] = set()
+    first = []
+    for alias in aliases:
+        if alias.alias.id not in seen:
+            seen.add(alias.alias.id)
+            first.append(alias)
+    return first
 
 
 def _aliases_of(version_ids: set[int], nodes: dict[int, NodeRow]) -> list[AliasRow]:
@@ -304,12 +324,16 @@ def _model_nodes(names: frozenset[str]) -> dict[int, int | None]:
     return {pk: artifact for pk, kind, key, artifact in rows if model_of_node(kind, key) in names}
 
 
-def _upstream_of(start: list[int]) -> list[tuple[int, str, int | None]]:
+def _upstream_of(start: list[int], models: list[str]) -> list[tuple[int, str, int | None]]:
     """(id, kind, artifact id) of every node upstream of ``start`` — stopping at model nodes,
-    whose own upstream belongs to their model — in one recursive query."""
+    whose own upstream belongs to their model — in one recursive query; an edge proven by an
+    attestation naming files as a version of a model not in ``models`` is not walked (files
+    two models share lead to the other model's runs only through such edges)."""
     edge_table = connection.ops.quote_name(LineageEdge._meta.db_table)
     node_table = connection.ops.quote_name(LineageNode._meta.db_table)
+    subject_table = connection.ops.quote_name(AttestationSubject._meta.db_table)
     placeholders = ", ".join(["%s"] * len(start))
+    named = ", ".join(["%s"] * len(models))
     # UNION drops repeated (node, expand) rows: each node enters at most twice, cycles end.
     sql = f"""
         WITH RECURSIVE walk(node_id, expand) AS (
@@ -319,19 +343,25 @@ def _upstream_of(start: list[int]) -> list[tuple[int, str, int | None]]:
             FROM walk w
             JOIN {edge_table} e ON e.downstream_id = w.node_id
             JOIN {node_table} u ON u.id = e.upstream_id
-            WHERE w.expand = 1
+            WHERE w.expand = 1 AND NOT EXISTS (
+                SELECT 1 FROM {subject_table} s
+                WHERE s.attestation_id = e.attestation_id
+                  AND s.named_model <> '' AND s.named_model NOT IN ({named})
+            )
         )
         SELECT DISTINCT n.id, n.kind, n.artifact_id
         FROM walk w JOIN {node_table} n ON n.id = w.node_id
     """  # noqa: S608  (identifiers come from the models, values are parameters)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*start, *MODEL_KINDS])
+        cursor.execute(sql, [*start, *MODEL_KINDS, *models])
         return [(int(pk), str(kind), artifact) for pk, kind, artifact in cursor.fetchall()]
 
 
-def _evaluations_of(versions: list[int]) -> list[tuple[int, str, int | None]]:
+def _evaluations_of(versions: list[int], models: list[str]) -> list[tuple[int, str, int | None]]:
+    hidden = AttestationSubject.objects.exclude(named_model="").exclude(named_model__in=models)
     rows = (
         LineageEdge.objects.filter(upstream__in=versions, downstream__kind=NodeKind.EVALUATION)
+        .exclude(attestation__in=hidden.values("attestation_id"))
         .values_list("downstream_id", "downstream__kind", "downstream__artifact_id")
         .distinct()
     )
@@ -339,8 +369,9 @@ def _evaluations_of(versions: list[int]) -> list[tuple[int, str, int | None]]:
 
 
 def _visible_edges(edges: Iterable[EdgeRow], scope: VisibleLineage) -> list[EdgeRow]:
-    """Of ``edges``, those between visible nodes proven by an attestation that speaks of a
-    visible artifact (one query, whatever the number of edges)."""
+    """Of ``edges``, those between visible nodes proven by an attestation whose every subject
+    is a visible artifact, named as no other model's version: the rule of the attestations
+    one may see (registry/visible_selectors.py). One query, whatever the number of edges."""
     between = [
         edge
         for edge in edges
@@ -348,13 +379,15 @@ def _visible_edges(edges: Iterable[EdgeRow], scope: VisibleLineage) -> list[Edge
     ]
     if not between:
         return []
-    speaking = set(
-        AttestationSubject.objects.filter(
-            attestation_id__in={edge.attestation_id for edge in between},
-            artifact_id__in=list(scope.artifacts),
-        ).values_list("attestation_id", flat=True)
-    )
-    return [edge for edge in between if edge.attestation_id in speaking]
+    subjects = AttestationSubject.objects.filter(
+        attestation_id__in={edge.attestation_id for edge in between}
+    ).values_list("attestation_id", "artifact_id", "named_model")
+    silent = {
+        attestation
+        for attestation, artifact, model in subjects
+        if artifact not in scope.artifacts or (model and model not in scope.model_names)
+    }
+    return [edge for edge in between if edge.attestation_id not in silent]
 
 
 def _reach(

@@ -67,7 +67,7 @@ def attestation_bundle_ingest(
     except AttestationRejected as rejected:
         _log_rejection(raw, rejected, actor)
         raise AttestationRefused(rejected) from None
-    signers, reads = _Signers(), _Reads(None, measured_digests)
+    signers, reads = _Signers(), _Reads(measured_digests)
     checked = _bundle_checked(lines, signers, reads)
     with transaction.atomic():
         results, events = _bundle_store(lines, checked, actor, on_accepted)

@@ -4,6 +4,7 @@ statement against the files the registry measured."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,6 @@ from provenance.attestation_verify import (
     verify_sigstore_bundle,
 )
 from provenance.models import Artifact, ModelManifest, SignerKind, TrustedSigner
-from provenance.services.attestation_reads import MeasuredDigest
 
 
 def _reject(code: RejectionCode, detail: str) -> AttestationRejected:
@@ -72,37 +72,45 @@ def _verified_sigstore(raw: bytes) -> tuple[dict[str, Any], str, TrustedSigner]:
 
 
 def _check_claims(
-    subjects: list[tuple[str, Artifact | None, str]], measured_digest: MeasuredDigest | None
+    subjects: list[tuple[str, Artifact | None, str]], measured: Mapping[str, str]
 ) -> None:
-    """A subject naming something the registry measured must carry the measured digest."""
-    if measured_digest is None:
-        return
+    """A subject naming something the registry measured must carry the measured digest.
+
+    The refusal does not say what was measured: the uploader, and every reader of the log
+    where the refusal is recorded, may have no right to see that version."""
     for digest, _artifact, name in subjects:
-        measured = measured_digest(name)
-        if measured is not None and measured != digest:
+        if name in measured and measured[name] != digest:
             raise _reject(
                 RejectionCode.SUBJECT_MISMATCH,
-                f"subject {name!r} claims sha256:{digest} but the registry measured "
-                f"sha256:{measured}",
+                f"subject {name!r} claims sha256:{digest}, which is not the digest the "
+                "registry measured for that version",
             )
 
 
 def _check_model_signing_resources(
     statement: dict[str, Any], subjects: list[tuple[str, Artifact | None, str]]
 ) -> None:
-    """A model_signing statement lists every file: it must be the files the registry measured.
+    """A model_signing statement lists every file of a model the registry hashed: they must be
+    the files the registry measured (one query for every subject's manifest).
 
     The root digest covers the file digests but not their names, so names are compared too.
+    The statement's shape was checked at the door: ``resources`` is a list of objects whose
+    ``name`` and ``digest`` are strings.
     """
     claimed = sorted(
         (str(r.get("name", "")), str(r.get("digest", "")))
         for r in (statement.get("predicate") or {}).get("resources") or []
-        if isinstance(r, dict)
     )
+    artifacts = [artifact.pk for _, artifact, _ in subjects if artifact is not None]
+    manifests = {m.artifact_id: m for m in ModelManifest.objects.filter(artifact__in=artifacts)}
     for digest, artifact, name in subjects:
-        manifest = ModelManifest.objects.filter(artifact=artifact).first()
+        manifest = manifests.get(artifact.pk) if artifact is not None else None
         if manifest is None:
-            continue
+            raise _reject(
+                RejectionCode.SUBJECT_MISMATCH,
+                f"model.sig subject {name!r} (sha256:{digest}) is not a model the registry "
+                "hashed: it has no files to compare",
+            )
         measured = sorted((str(f["path"]), str(f["sha256"])) for f in manifest.files)
         if claimed != measured:
             raise _reject(

@@ -24,9 +24,10 @@ WITH attestation AS (
         ON CONFLICT (envelope_digest) DO NOTHING
  RETURNING id
 ), subjects AS (
-    INSERT INTO {subject_table} (attestation_id, artifact_id, name)
-    SELECT attestation.id, s.artifact_id, s.name
-      FROM attestation, unnest(%s::bigint[], %s::varchar[]) AS s (artifact_id, name)
+    INSERT INTO {subject_table} (attestation_id, artifact_id, name, named_model)
+    SELECT attestation.id, s.artifact_id, s.name, s.named_model
+      FROM attestation, unnest(%s::bigint[], %s::varchar[], %s::varchar[])
+        AS s (artifact_id, name, named_model)
  RETURNING id, artifact_id
 )
 SELECT attestation.id, subjects.id, subjects.artifact_id FROM attestation, subjects
@@ -50,6 +51,7 @@ def _insert_one_postgres(attestation: Attestation, subjects: list[AttestationSub
         *values,
         [subject.artifact_id for subject in subjects],
         [subject.name for subject in subjects],
+        [subject.named_model for subject in subjects],
     ]
     with connection.cursor() as cursor:
         cursor.execute(_insert_one_sql(), params)

@@ -13,9 +13,8 @@ from provenance.attestation_verify import ParsedEnvelope
 from provenance.models import Artifact, Attestation, AttestationSubject
 from provenance.services.lineage import lineage_digests
 
-# Given a subject's name, the digest the registry measured for what it names (None: not ours).
-MeasuredDigest = Callable[[str], str | None]
-# The same for many names at once (a bundle's): those it measured something for.
+# Given subjects' names, the digest the registry measured for what each names, for those it
+# measured something for (the rest are not its own).
 MeasuredDigests = Callable[[Collection[str]], Mapping[str, str]]
 
 
@@ -34,17 +33,13 @@ class _Reads:
     its envelopes at once, against the registry as it stood when the bundle arrived."""
 
     def __init__(
-        self,
-        measured_digest: MeasuredDigest | None,
-        measured_digests: MeasuredDigests | None = None,
-        *,
-        held_last: bool = False,
+        self, measured_digests: MeasuredDigests | None, *, held_last: bool = False
     ) -> None:
-        self.measured_digest = measured_digest
         self.held_last = held_last  # see _checked_envelope
         self._measured_digests = measured_digests
         self._existing: dict[str, Intake] | None = None
         self._artifacts: dict[str, Artifact | None] = {}
+        self._measured: Mapping[str, str] | None = None
 
     def prefetch(self, parsed: Sequence[ParsedEnvelope]) -> None:
         self._existing = _held_records({p.envelope_digest for p in parsed})
@@ -53,9 +48,7 @@ class _Reads:
             [_sha256(subject) for subject in subjects]
             + [digest for p in parsed for digest in lineage_digests(p.statement)]
         )
-        if self._measured_digests is not None:
-            measured = self._measured_digests({str(s.get("name", "")) for s in subjects})
-            self.measured_digest = measured.get
+        self._measured = self.measured({str(s.get("name", "")) for s in subjects})
 
     def existing(self, digest: str) -> Intake | None:
         if self._existing is None:
@@ -72,6 +65,15 @@ class _Reads:
             found = Artifact.objects.in_bulk(unread, field_name="digest")
             self._artifacts |= {digest: found.get(digest) for digest in unread}
         return {digest: self._artifacts[digest] for digest in digests}
+
+    def measured(self, names: Collection[str]) -> Mapping[str, str]:
+        """The digests the registry measured for what ``names`` name (those it measured
+        something for): read with the bundle when prefetched, else in one query."""
+        if self._measured is not None:
+            return self._measured
+        if self._measured_digests is None:
+            return {}
+        return self._measured_digests(names)
 
     def read(self, digests: Collection[str]) -> dict[str, Artifact | None]:
         """What was read of ``digests`` (artifact or None), leaving out those never read."""

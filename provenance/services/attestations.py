@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from config.errors import DomainError
 from provenance.attestation_verify import (
     PREDICATE_MODEL_SIGNING,
     PREDICATE_SLSA_PROVENANCE_V1,
+    REGISTRY_PREDICATE_PREFIX,
     AttestationRejected,
     ParsedEnvelope,
     RejectionCode,
@@ -38,6 +40,7 @@ from provenance.attestation_verify import (
 from provenance.log_format import Actor, Event
 from provenance.models import (
     Artifact,
+    ArtifactKind,
     Attestation,
     AttestationFormat,
     AttestationSubject,
@@ -45,8 +48,8 @@ from provenance.models import (
     SignerKind,
     SigningKey,
     TrustedSigner,
+    named_version,
 )
-from provenance.predicates import REGISTRY_PREDICATE_TYPES
 from provenance.services.attestation_checks import (
     _check_claims,
     _check_model_signing_resources,
@@ -56,7 +59,7 @@ from provenance.services.attestation_checks import (
 from provenance.services.attestation_insert import _insert_one_postgres
 from provenance.services.attestation_reads import (
     Intake,
-    MeasuredDigest,
+    MeasuredDigests,
     _existing,
     _Reads,
     _sha256,
@@ -69,6 +72,7 @@ from provenance.services.lineage import (
 from provenance.services.log import log_append, log_append_many
 
 logger = logging.getLogger(__name__)
+SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX = "application/vnd.dev.sigstore.bundle"  # v0.1 to v0.3
 # Run in the transaction storing accepted attestations: for each, the events of what else it
 # changed (the registry links MLflow datasets), logged with its acceptance.
 OnAccepted = Callable[[Sequence[Attestation]], list[list[Event]]]
@@ -90,7 +94,7 @@ def attestation_ingest(
     raw: bytes,
     media_type: str,
     actor: Actor,
-    measured_digest: MeasuredDigest | None = None,
+    measured_digests: MeasuredDigests | None = None,
     on_accepted: OnAccepted | None = None,
 ) -> Intake:
     """Verify and store an uploaded DSSE envelope or Sigstore bundle.
@@ -100,7 +104,7 @@ def attestation_ingest(
     attestation; the events it returns are logged with the acceptance.
     """
     try:
-        return _ingest(raw, media_type, actor, measured_digest, on_accepted)
+        return _ingest(raw, media_type, actor, measured_digests, on_accepted)
     except AttestationRejected as rejected:
         _log_rejection(raw, rejected, actor)
         raise AttestationRefused(rejected) from None
@@ -130,11 +134,11 @@ def _ingest(
     raw: bytes,
     media_type: str,
     actor: Actor,
-    measured_digest: MeasuredDigest | None,
+    measured_digests: MeasuredDigests | None,
     on_accepted: OnAccepted | None,
 ) -> Intake:
     _check_size(raw)
-    checked = _checked(raw, media_type, _Signers(), _Reads(measured_digest, held_last=True))
+    checked = _checked(raw, media_type, _Signers(), _Reads(measured_digests, held_last=True))
     if isinstance(checked, Intake):
         return checked
     try:
@@ -174,52 +178,70 @@ class _Admitted:
 def _checked(raw: bytes, media_type: str, signers: _Signers, reads: _Reads) -> Intake | _Admitted:
     """The existing record of ``raw``, or ``raw`` admitted; raises AttestationRejected."""
     key_bundle = None
-    if media_type.startswith("application/vnd.dev.sigstore.bundle"):
+    # Media types are case-insensitive (RFC 9110), and parameters say nothing here.
+    if media_type.partition(";")[0].strip().lower().startswith(SIGSTORE_BUNDLE_MEDIA_TYPE_PREFIX):
         key_bundle = parse_key_bundle(raw, max_bytes=settings.ATTESTATION_MAX_BYTES)
         if key_bundle is None:
-            statement, digest, signer = _verified_sigstore(raw)
-            existing = reads.existing(digest)
-            if existing is not None:
-                return existing
-            return _admitted(
-                envelope=raw,
-                digest=digest,
-                fmt=AttestationFormat.SIGSTORE,
-                statement=statement,
-                signer=signer,
-                reads=reads,
-            )
+            return _checked_sigstore(raw, reads)
     parsed = key_bundle or parse_envelope(raw, max_bytes=settings.ATTESTATION_MAX_BYTES)
     return _checked_envelope(parsed, signers, reads, model_sig=key_bundle is not None)
+
+
+def _checked_sigstore(raw: bytes, reads: _Reads) -> Intake | _Admitted:
+    """The record of a Sigstore bundle already held, or the bundle admitted (as for an
+    envelope: _checked_envelope)."""
+
+    def admitted() -> _Admitted:
+        statement, digest, signer = _verified_sigstore(raw)
+        return _admitted(
+            envelope=raw,
+            digest=digest,
+            fmt=AttestationFormat.SIGSTORE,
+            statement=statement,
+            signer=signer,
+            reads=reads,
+        )
+
+    return _held_or_admitted(hashlib.sha256(raw).hexdigest(), reads, admitted)
 
 
 def _checked_envelope(
     parsed: ParsedEnvelope, signers: _Signers, reads: _Reads, *, model_sig: bool = False
 ) -> Intake | _Admitted:
-    """The record of an envelope already held, or the envelope admitted.
+    """The record of an envelope already held, or the envelope admitted (_held_or_admitted)."""
 
-    A bundle looks its envelopes up first (one query for all of them). A single upload is
-    looked up only if a check refuses it: the envelope held is then answered as before, and a
-    new one — the common case — costs no lookup; one that passes every check while held is
-    found when storing it hits the unique digest (``_ingest``). Either way the outcome is the
-    one a lookup first would give.
-    """
-    if not reads.held_last:
-        existing = reads.existing(parsed.envelope_digest)
-        if existing is not None:
-            return existing
-    try:
-        signer = signers.verified(parsed)
+    def admitted() -> _Admitted:
         return _admitted(
             envelope=parsed.raw,
             digest=parsed.envelope_digest,
             fmt=AttestationFormat.MODEL_SIG if model_sig else AttestationFormat.DSSE,
             statement=parsed.statement,
-            signer=signer,
+            signer=signers.verified(parsed),
             reads=reads,
         )
+
+    return _held_or_admitted(parsed.envelope_digest, reads, admitted)
+
+
+def _held_or_admitted(
+    digest: str, reads: _Reads, admitted: Callable[[], _Admitted]
+) -> Intake | _Admitted:
+    """The record of the upload of ``digest`` already held, or the upload ``admitted``.
+
+    A bundle looks its envelopes up first (one query for all of them). A single upload is
+    looked up only if a check refuses it: the upload held is then answered as before, whatever
+    has changed since (its signer deactivated, say), and a new one — the common case — costs
+    no lookup; one that passes every check while held is found when storing it hits the unique
+    digest (``_ingest``). Either way the outcome is the one a lookup first would give.
+    """
+    if not reads.held_last:
+        existing = reads.existing(digest)
+        if existing is not None:
+            return existing
+    try:
+        return admitted()
     except AttestationRejected:
-        existing = reads.existing(parsed.envelope_digest) if reads.held_last else None
+        existing = reads.existing(digest) if reads.held_last else None
         if existing is not None:
             return existing
         raise
@@ -237,10 +259,11 @@ def _admitted(
     """The upload admitted, once its signer may sign its predicate type and its subjects are
     artifacts the registry hashed (or a new dataset from a signer allowed to register it)."""
     predicate_type = str(statement["predicateType"])
-    if predicate_type in REGISTRY_PREDICATE_TYPES:
+    if predicate_type.startswith(REGISTRY_PREDICATE_PREFIX):
         raise _reject(
             RejectionCode.PREDICATE_NOT_ALLOWED,
-            f"{predicate_type!r} attestations are signed by the registry itself, never uploaded",
+            f"{predicate_type!r} is in the registry's own namespace: such attestations are "
+            "signed by the registry itself, never uploaded",
         )
     if predicate_type not in signer.predicate_types:
         raise _reject(
@@ -280,10 +303,21 @@ def _subject_artifacts(
         [_sha256(subject) for subject in statement["subject"]], also=lineage_digests(statement)
     )
     subjects = []
+    models_named: dict[str, set[str]] = defaultdict(set)
     for subject in statement["subject"]:
         digest = _sha256(subject)
         name = str(subject.get("name", ""))
         artifact = known[digest]
+        named = named_version(name)
+        if named is not None and artifact is not None and artifact.kind == ArtifactKind.MODEL:
+            models_named[digest].add(named[0])
+            if len(models_named[digest]) > 1:
+                raise _reject(
+                    RejectionCode.SUBJECT_MISMATCH,
+                    f"subject sha256:{digest} is named as versions of two models "
+                    f"({', '.join(repr(m) for m in sorted(models_named[digest]))}): "
+                    "attest each model's version on its own",
+                )
         if artifact is None:
             may_register = (
                 signer.may_register_datasets
@@ -295,7 +329,7 @@ def _subject_artifacts(
                     f"subject {name!r} (sha256:{digest}) matches nothing the registry hashed",
                 )
         subjects.append((digest, artifact, name))
-    _check_claims(subjects, reads.measured_digest)
+    _check_claims(subjects, reads.measured([name for _, _, name in subjects]))
     return subjects
 
 
@@ -338,7 +372,9 @@ def _store_many(
     artifacts = _subject_artifacts_ensure([s for one in admitted for s in one.subjects])
     subjects = [
         [  # one row per artifact, named as its first subject names it
-            AttestationSubject(artifact=artifacts[digest], name=name)
+            AttestationSubject(
+                artifact=artifacts[digest], name=name, named_model=_named_model(one, digest)
+            )
             for digest, name in {d: n for d, _, n in reversed(one.subjects)}.items()
         ]
         for one in admitted
@@ -365,6 +401,19 @@ def _store_many(
             attestations, admitted, subjects, edges, extra, strict=True
         )
     ]
+
+
+def _named_model(admitted: _Admitted, digest: str) -> str:
+    """The registered model whose version the subjects of ``digest``, a model's files, are
+    named as, or "" (_subject_artifacts refused a digest named as versions of two models). A
+    dataset's name (``transactions/2026``) names no model."""
+    for subject_digest, artifact, name in admitted.subjects:
+        if subject_digest != digest or artifact is None or artifact.kind != ArtifactKind.MODEL:
+            continue
+        named = named_version(name)
+        if named is not None:
+            return named[0]
+    return ""
 
 
 def _accepted_event(

@@ -8,15 +8,12 @@ in the transaction that stores the provenance.
 
 from __future__ import annotations
 
-import functools
 import json
-import operator
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 
 from provenance.attestation_verify import PREDICATE_SLSA_PROVENANCE_V1
 from provenance.log_format import Actor, Event
@@ -30,12 +27,19 @@ from provenance.services import (
 from provenance.services.attestation_bundles import BundleLine, attestation_bundle_ingest
 from provenance.services.attestations import OnAccepted
 from registry import selectors
-from registry.models import Dataset, ModelVersion, RunInput
+from registry.models import Dataset, RunInput
+
+_LENGTH_DIGITS = 15
 
 
 def attestation_upload_check(*, declared_length: str | None, actor: Actor) -> None:
     """Refuse an upload whose declared length is over the limit before its body is read."""
-    declared = int(declared_length) if declared_length and declared_length.isdigit() else 0
+    digits = (declared_length or "").lstrip("0")
+    if not (digits.isascii() and digits.isdigit()):
+        return  # no length, or not one: the body read is measured instead
+    # A longer length is over any limit; the log records it as 10**15 bytes (its canonical
+    # JSON holds integers up to 2**53 only).
+    declared = int(digits) if len(digits) <= _LENGTH_DIGITS else 10**_LENGTH_DIGITS
     if declared > settings.ATTESTATION_MAX_BYTES:
         raise attestation_refuse_oversize(declared_bytes=declared, actor=actor)
 
@@ -46,7 +50,7 @@ def attestation_submit(*, raw: bytes, media_type: str, actor: Actor) -> Intake:
         raw=raw,
         media_type=media_type,
         actor=actor,
-        measured_digest=selectors.measured_digest,
+        measured_digests=selectors.measured_digests,
         on_accepted=_datasets_linker(actor),
     )
 
@@ -57,26 +61,9 @@ def attestation_bundle_submit(*, raw: bytes, actor: Actor) -> list[BundleLine]:
     return attestation_bundle_ingest(
         raw=raw,
         actor=actor,
-        measured_digests=_measured_digests,
+        measured_digests=selectors.measured_digests,
         on_accepted=_datasets_linker(actor),
     )
-
-
-def _measured_digests(subject_names: Collection[str]) -> dict[str, str]:
-    """``selectors.measured_digest`` of many subject names, in one query: the names of the
-    form ``<model>/<version>`` for which the registry measured a digest."""
-    names: dict[tuple[str, int], list[str]] = {}
-    for name in subject_names:
-        model, _, number = name.rpartition("/")
-        if model and number.isdigit():
-            names.setdefault((model, int(number)), []).append(name)
-    if not names:
-        return {}
-    measured = ModelVersion.objects.filter(
-        functools.reduce(operator.or_, (Q(registered_model__name=m, version=v) for m, v in names)),
-        model_artifact__isnull=False,
-    ).values_list("registered_model__name", "version", "model_artifact__digest")
-    return {name: digest for model, number, digest in measured for name in names[(model, number)]}
 
 
 def _datasets_linker(actor: Actor) -> OnAccepted:

@@ -12,7 +12,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError
 from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]  # no __all__
 
-from provenance.attestation_verify import AttestationRejected, check_predicate_type
+from provenance.attestation_verify import (
+    REGISTRY_PREDICATE_PREFIX,
+    AttestationRejected,
+    check_predicate_type,
+)
 from provenance.log_format import Actor
 from provenance.services import trusted_signer_add
 
@@ -36,6 +40,12 @@ class Command(BaseCommand):
                 check_predicate_type(predicate_type)
             except AttestationRejected as exc:
                 raise CommandError(exc.detail, returncode=2) from None
+            if predicate_type.startswith(REGISTRY_PREDICATE_PREFIX):
+                raise CommandError(
+                    f"{predicate_type!r} is in the registry's own namespace: only the registry "
+                    "signs such attestations",
+                    returncode=2,
+                )
         public_key = self._public_key(options)
         if public_key is None and not (options["sigstore_identity"] and options["sigstore_issuer"]):
             raise CommandError(
