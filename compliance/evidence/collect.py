@@ -115,11 +115,13 @@ def scope_of(bundle: EvidenceBundle) -> Scope:
 
 def attestation_ids(scope: Scope) -> list[int]:
     """Every attestation about a version in scope, or about the datasets they were trained on
-    (the datasets' own provenance), in id order."""
+    (the datasets' own provenance), in id order. Files registered as a version in scope and as
+    another model's version too: what names them as the other model's is about that model, and
+    stays out."""
     about_versions = set(
-        AttestationSubject.objects.filter(artifact__digest__in=scope.digests).values_list(
-            "attestation_id", flat=True
-        )
+        AttestationSubject.objects.filter(artifact__digest__in=scope.digests)
+        .filter(Q(named_model="") | Q(named_model__in=[model.name for model in scope.models]))
+        .values_list("attestation_id", flat=True)
     )
     dataset_keys = set(
         LineageEdge.objects.filter(

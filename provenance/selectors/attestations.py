@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from config.errors import NotFound
 from provenance.models import Attestation, AttestationSubject, LineageNode, TrustedSigner
@@ -61,13 +61,15 @@ def attestations_about(*, digests: list[str]) -> QuerySet[Attestation]:
 
 def attestations_behind(*, node: LineageNode, digest: str) -> list[Attestation]:
     """Every attestation a model version depends on: those proving any edge upstream of its
-    node, and those about its artifact (evaluations, model.sig, observations)."""
+    node, and those about its artifact (evaluations, model.sig, observations) — not those
+    naming the same files as another model's version, which are about that model."""
     graph = lineage_graph(start=[node], direction="upstream", depth=MAX_DEPTH)
     ids = {edge.attestation_id for edge in graph.edges}
+    model = node.key.rpartition("/")[0]
     ids |= set(
-        AttestationSubject.objects.filter(artifact__digest=digest).values_list(
-            "attestation_id", flat=True
-        )
+        AttestationSubject.objects.filter(artifact__digest=digest)
+        .filter(Q(named_model="") | Q(named_model=model))
+        .values_list("attestation_id", flat=True)
     )
     return list(
         Attestation.objects.filter(pk__in=ids)

@@ -43,6 +43,7 @@ from provenance.models import (
     LineageEdge,
     LineageNode,
     NodeKind,
+    named_version,
 )
 from provenance.predicates import PREDICATE_OBSERVATION, PREDICATE_PROMOTION
 
@@ -342,9 +343,13 @@ def _subject_nodes(
         raise Artifact.DoesNotExist(f"no artifact sha256:{digest}")
     if artifact.kind == ArtifactKind.DATASET:
         return [_dataset_node(digest, str(subject.get("name", "")), artifact)]
-    return [*versions.get(artifact.pk, [])] or [
-        _Spec(NodeKind.BASE_MODEL, f"sha256:{digest}", label=artifact.name)
-    ]
+    holding = versions.get(artifact.pk, [])
+    # Named as one version of those holding the files (two models may register the same
+    # files), the subject is that version alone: the statement speaks of it, not the others.
+    named = named_version(str(subject.get("name", "")))
+    key = f"{named[0]}/{named[1]}" if named is not None else None
+    chosen: list[_End] = [node for node in holding if node.key == key] or [*holding]
+    return chosen or [_Spec(NodeKind.BASE_MODEL, f"sha256:{digest}", label=artifact.name)]
 
 
 def _dependencies(predicate: dict[str, Any]) -> list[tuple[str, str, str]]:

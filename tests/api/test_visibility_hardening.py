@@ -25,8 +25,10 @@ from django.db.models import F
 from django.test import Client
 
 from compliance import tasks
+from compliance.evidence import collect
 from compliance.models import EvidenceBundle
 from provenance import predicates
+from provenance import selectors as provenance_selectors
 from provenance.attestation_verify import PREDICATE_TEST_RESULT, sign_statement
 from provenance.models import (
     Artifact,
@@ -34,6 +36,7 @@ from provenance.models import (
     AttestationSubject,
     EdgeRelation,
     LineageEdge,
+    LineageNode,
     LogEntry,
 )
 from provenance.services import version_node_ensure
@@ -283,15 +286,26 @@ def test_lineage_proven_by_an_attestation_about_a_hidden_copy_is_hidden(
         assert "run-churn-secret" not in text
         assert churn_copy_trained.envelope_digest not in text
     assert "run:run-fraud-1" in node_refs(responses[0].json())
+    # The provenance names the files as churn/2: its edges go to churn/2 alone, for everyone.
     signed_in(client, reader)
-    assert "run:run-churn-secret" in node_refs(client.get(LINEAGE, upstream).json())
+    assert "run:run-churn-secret" not in node_refs(client.get(LINEAGE, upstream).json())
+    churn_upstream = {"node": "model_version:churn/2", "direction": "upstream"}
+    assert "run:run-churn-secret" in node_refs(client.get(LINEAGE, churn_upstream).json())
 
 
 def test_the_runs_behind_a_hidden_copy_are_not_found_like_unknown_ones(
     client: Client, churn_copy_trained: Attestation, fraud_reader: User, reader: User
 ) -> None:
-    # The training provenance of churn/2 names fraud/1's files: its edges reach fraud/1's
-    # node, and must not open churn's run to a reader of fraud.
+    # The training provenance of churn/2 names fraud/1's files. Derived before the registry
+    # told the two versions apart, it also drew its run into fraud/1: such an edge must not
+    # open churn's run to a reader of fraud.
+    LineageEdge.objects.create(
+        upstream=LineageNode.objects.get(kind="run", key="run-churn-secret"),
+        downstream=LineageNode.objects.get(kind="model_version", key="fraud/1"),
+        relation=EdgeRelation.PRODUCED,
+        attestation=churn_copy_trained,
+        created_at=churn_copy_trained.received_at,
+    )
     signed_in(client, fraud_reader)
 
     hidden = client.get(LINEAGE, {"node": "run:run-churn-secret"})
@@ -301,6 +315,31 @@ def test_the_runs_behind_a_hidden_copy_are_not_found_like_unknown_ones(
     refused(unknown, 404, "lineage_node_not_found")
     signed_in(client, reader)
     assert client.get(LINEAGE, {"node": "run:run-churn-secret"}).status_code == 200
+
+
+def test_what_fraud_1_depends_on_leaves_out_what_names_its_files_as_churn_2(
+    world: World, churn_copy_observed: Attestation
+) -> None:
+    fraud_1 = LineageNode.objects.get(kind="model_version", key="fraud/1")
+    churn_2 = LineageNode.objects.get(kind="model_version", key="churn/2")
+    fraud_model = world.models["fraud"]
+    fraud_scope = collect.Scope(
+        bundle=EvidenceBundle(),
+        models=[fraud_model],
+        versions=list(ModelVersion.objects.filter(registered_model=fraud_model, version=1)),
+        start=None,
+        end=None,
+        digests={FRAUD_1},
+    )
+
+    behind_fraud = provenance_selectors.attestations_behind(node=fraud_1, digest=FRAUD_1)
+    behind_churn = provenance_selectors.attestations_behind(node=churn_2, digest=FRAUD_1)
+
+    assert churn_copy_observed not in behind_fraud
+    assert churn_copy_observed in behind_churn
+    assert behind_fraud  # fraud/1's own observation and provenance stay
+    assert churn_copy_observed.pk not in collect.attestation_ids(fraud_scope)
+    assert collect.attestation_ids(fraud_scope)
 
 
 def test_the_version_page_lists_only_the_attestations_one_may_see(
