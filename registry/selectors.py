@@ -22,7 +22,6 @@ from provenance.models import (
 )
 from provenance.selectors.lineage import EdgeRow, GraphRows, NodeRow
 from provenance.selectors.lineage_visible import scoped_node_ids
-from provenance.visibility import Visibility
 from registry.choices import SyncStatus
 from registry.models import (
     AliasHistory,
@@ -205,9 +204,11 @@ class VersionProvenance:
     last_verification: dict[str, Any] | None
 
 
-def version_lineage(*, name: str, visibility: Visibility) -> VersionLineage | None:
-    """The lineage around the version ``<model>/<number>`` one may see (None: no node)."""
-    scope = provenance_selectors.lineage_scope(visibility)
+def version_lineage(
+    *, name: str, scope: provenance_selectors.LineageScope
+) -> VersionLineage | None:
+    """The lineage around the version ``<model>/<number>`` within ``scope``, the part of the
+    graph one may see (None: no node)."""
     try:
         start = scoped_node_ids(f"{NodeKind.MODEL_VERSION}:{name}", scope=scope)
     except NotFound:

@@ -423,9 +423,10 @@ def version_provenance(*, version: ModelVersion, visibility: Visibility) -> Vers
     graph: one walk per direction returns its edges and nodes."""
     name = f"{version.registered_model.name}/{version.version}"
     digest = version.model_artifact.digest if version.model_artifact else None
+    scope = provenance_selectors.lineage_scope(visibility)  # once, for both
     attestations = (
         list(
-            attestations_visible(visibility=visibility)
+            _attestations(_attestations_seen(visibility, scope))
             .filter(subjects__artifact__digest=digest)
             .distinct()
             .order_by("-received_at")
@@ -434,7 +435,7 @@ def version_provenance(*, version: ModelVersion, visibility: Visibility) -> Vers
         else []
     )
     return VersionProvenance(
-        lineage=version_lineage(name=name, visibility=visibility),
+        lineage=version_lineage(name=name, scope=scope),
         attestations=attestations,
         last_verification=provenance_selectors.latest_registry_statement(
             subject_name=name, predicate_type=PREDICATE_VERIFICATION
