@@ -10,6 +10,7 @@ from config.errors import NotFound
 from provenance.models import Attestation, AttestationSubject, LineageNode, TrustedSigner
 from provenance.predicates import PREDICATE_VERIFICATION
 from provenance.selectors.lineage import MAX_DEPTH, lineage_graph
+from provenance.selectors.lineage_visible import model_of_node
 from provenance.visibility import Visibility
 
 
@@ -65,7 +66,7 @@ def attestations_behind(*, node: LineageNode, digest: str) -> list[Attestation]:
     naming the same files as another model's version, which are about that model."""
     graph = lineage_graph(start=[node], direction="upstream", depth=MAX_DEPTH)
     ids = {edge.attestation_id for edge in graph.edges}
-    model = node.key.rpartition("/")[0]
+    model = model_of_node(node.kind, node.key) or ""
     ids |= set(
         AttestationSubject.objects.filter(artifact__digest=digest)
         .filter(Q(named_model="") | Q(named_model=model))
